@@ -1,0 +1,57 @@
+"""The service's exception tree: each error knows its HTTP status and a sentence for a person.
+
+It lives apart from `sms_proxy.py` so that the store and the sender can raise these errors
+without importing the domain class that uses them.
+"""
+
+
+class SmsProxyError(Exception):
+    """Root of every error the service reports to its callers."""
+
+    status = 500
+    kind = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_dict(self) -> dict:
+        """Return the JSON body that describes this error."""
+        return {"error": self.kind, "message": self.message}
+
+
+class InvalidRequest(SmsProxyError):
+    """A request whose input is missing or wrong; `field` names the culprit."""
+
+    status = 400
+    kind = "invalid_request"
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field} {reason}.")
+        self.field = field
+
+    def to_dict(self) -> dict:
+        """Return the JSON body, with the field that was wrong."""
+        return {**super().to_dict(), "field": self.field}
+
+
+class Conflict(SmsProxyError):
+    """A request that clashes with the chats that exist (a person already in a chat)."""
+
+    status = 409
+    kind = "conflict"
+
+
+class SendFailed(SmsProxyError):
+    """Vonage did not take a text; `transient` says whether the same send may work later."""
+
+    kind = "send_failed"
+
+    def __init__(self, message: str, *, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+    @property
+    def status(self) -> int:
+        """503 (try again later) for a failure that may pass, 502 for one that will not."""
+        return 503 if self.transient else 502

@@ -1,0 +1,136 @@
+"""The service's settings: their defaults, and the checks that stop a wrong one at start-up."""
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import phonenumbers
+
+from phone_numbers import PhoneNumberError, normalise
+
+DEFAULTS = {
+    "VONAGE_API_KEY": "",
+    "VONAGE_API_SECRET": "",
+    "VONAGE_NUMBER": "",
+    "VONAGE_REST_HOST": "rest.nexmo.com",
+    "VONAGE_TIMEOUT": "5",
+    "DEFAULT_REGION": "GB",
+    "LOG_LEVEL": "INFO",
+}
+# The tutorial's name for VONAGE_NUMBER.
+ALIASES = {"VIRTUAL_NUMBER": "VONAGE_NUMBER"}
+# Ofcom's drama range: a number that reaches nobody, used as the virtual number of a dry run.
+DRY_RUN_NUMBER = "447700900000"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_HOST = re.compile(r"[A-Za-z0-9.-]+(:\d{1,5})?|\[[0-9A-Fa-f:]+\](:\d{1,5})?")
+
+
+class SettingsError(ValueError):
+    """A setting that is missing or wrong; the message names it and says what it should be."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service is configured with, checked."""
+
+    vonage_api_key: str
+    vonage_api_secret: str
+    vonage_number: str
+    vonage_rest_host: str
+    vonage_timeout: int
+    default_region: str | None
+    log_level: str
+
+    @property
+    def dry_run(self) -> bool:
+        """True when no Vonage credentials are set: texts are logged, not sent."""
+        return not self.vonage_api_key
+
+
+def merge(layers: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Merge setting layers, later ones winning; an alias counts where its setting is unset."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        values = {name: layer[name] for name in DEFAULTS if name in layer}
+        for alias, name in ALIASES.items():
+            if layer.get(alias) not in (None, "") and values.get(name) in (None, ""):
+                values[name] = layer[alias]
+        merged.update(values)
+    return merged
+
+
+def load_settings(layers: Iterable[Mapping[str, Any]]) -> Settings:
+    """Return the checked settings from `layers` (defaults first, each later one winning)."""
+    values = merge([DEFAULTS, *layers])
+    text = {name: str(value).strip() for name, value in values.items()}
+    api_key, api_secret = text["VONAGE_API_KEY"], text["VONAGE_API_SECRET"]
+    if bool(api_key) != bool(api_secret):
+        missing = "VONAGE_API_SECRET" if api_key else "VONAGE_API_KEY"
+        raise SettingsError(
+            f"{missing} is missing: set both VONAGE_API_KEY and VONAGE_API_SECRET to send "
+            "texts through Vonage, or neither to dry-run."
+        )
+    return Settings(
+        vonage_api_key=api_key,
+        vonage_api_secret=api_secret,
+        vonage_number=_virtual_number(text["VONAGE_NUMBER"], dry_run=not api_key),
+        vonage_rest_host=_rest_host(text["VONAGE_REST_HOST"]),
+        vonage_timeout=_timeout(text["VONAGE_TIMEOUT"]),
+        default_region=_region(text["DEFAULT_REGION"]),
+        log_level=_log_level(text["LOG_LEVEL"]),
+    )
+
+
+def _virtual_number(raw: str, *, dry_run: bool) -> str:
+    if not raw:
+        if dry_run:
+            return DRY_RUN_NUMBER
+        raise SettingsError(
+            "VONAGE_NUMBER is missing: set it to the virtual number you rent from Vonage "
+            "(VIRTUAL_NUMBER is accepted too)."
+        )
+    try:
+        return normalise(raw, None)
+    except PhoneNumberError as error:
+        raise SettingsError(
+            f"VONAGE_NUMBER ({raw!r}) {error}: give the virtual number with its country code, "
+            "as in 447700900000."
+        ) from None
+
+
+def _rest_host(raw: str) -> str:
+    if not _HOST.fullmatch(raw):
+        raise SettingsError(
+            f"VONAGE_REST_HOST ({raw!r}) must be a host name with an optional port, without "
+            "https:// or a path, as in rest.nexmo.com or 127.0.0.1:8443."
+        )
+    return raw
+
+
+def _timeout(raw: str) -> int:
+    # The SDK takes whole seconds only; without a timeout it would wait for ever.
+    if not raw.isdigit() or not 1 <= int(raw) <= 60:
+        raise SettingsError(
+            f"VONAGE_TIMEOUT ({raw!r}) must be a whole number of seconds from 1 to 60."
+        )
+    return int(raw)
+
+
+def _region(raw: str) -> str | None:
+    if not raw:
+        return None
+    region = raw.upper()
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise SettingsError(
+            f"DEFAULT_REGION ({raw!r}) must be a two-letter country code such as GB or US, "
+            "or empty to accept only international numbers."
+        )
+    return region
+
+
+def _log_level(raw: str) -> str:
+    level = raw.upper()
+    if level not in LOG_LEVELS:
+        raise SettingsError(f"LOG_LEVEL ({raw!r}) must be one of {', '.join(LOG_LEVELS)}.")
+    return level

@@ -1,0 +1,54 @@
+"""Fixtures: the app built from `test_config`, its client, and Vonage's SMS API mocked at HTTP."""
+
+import pytest
+import responses
+
+from app import create_app
+from settings import ALIASES, DEFAULTS
+from tests.support import ALICE, BOB, VIRTUAL, SmsApi
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(monkeypatch, tmp_path):
+    """Keep a developer's environment and .env out of the tests."""
+    for name in [*DEFAULTS, *ALIASES]:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def config() -> dict:
+    """Settings that send for real, to the mocked SMS API."""
+    return {
+        "VONAGE_API_KEY": "abcd1234",
+        "VONAGE_API_SECRET": "abcdef0123456789",
+        "VONAGE_NUMBER": VIRTUAL,
+    }
+
+
+@pytest.fixture
+def sms_api():
+    """Vonage's SMS API, mocked; a test fails if the SDK calls any other URL."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield SmsApi(mock)
+
+
+@pytest.fixture
+def app(config, sms_api):
+    """The service, built from `config`."""
+    return create_app(config)
+
+
+@pytest.fixture
+def client(app):
+    """A test client of the service."""
+    return app.test_client()
+
+
+@pytest.fixture
+def chat(client, sms_api) -> dict:
+    """A chat between Alice and Bob on the virtual number; its intro texts are forgotten."""
+    answer = client.post("/chat", json={"userANumber": ALICE, "userBNumber": BOB})
+    assert answer.status_code == 201, answer.json
+    sms_api.mock.calls.reset()
+    return answer.json

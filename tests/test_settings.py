@@ -1,0 +1,79 @@
+import logging
+from pathlib import Path
+
+import pytest
+
+from app import create_app
+from settings import DRY_RUN_NUMBER, SettingsError, load_settings
+
+
+def test_without_credentials_the_service_dry_runs_on_an_example_number(caplog):
+    with caplog.at_level(logging.WARNING):
+        app = create_app()
+    health = app.test_client().get("/").json
+    assert health == {"status": "ok", "sending": "dry-run", "virtualNumber": DRY_RUN_NUMBER}
+    dry_run_notices = [r for r in caplog.records if "dry run" in r.getMessage()]
+    assert len(dry_run_notices) == 1
+
+
+def test_with_credentials_the_service_sends_through_vonage(config):
+    health = create_app(config).test_client().get("/").json
+    assert health == {"status": "ok", "sending": "vonage", "virtualNumber": "447700900000"}
+
+
+def test_layers_apply_in_order_dotenv_environment_test_config(monkeypatch):
+    Path(".env").write_text("VONAGE_NUMBER=447700900010\nVONAGE_TIMEOUT=7\nDEFAULT_REGION=US\n")
+    monkeypatch.setenv("VONAGE_TIMEOUT", "9")
+    monkeypatch.setenv("DEFAULT_REGION", "DE")
+    settings = create_app({"DEFAULT_REGION": "fr"}).extensions["settings"]
+    assert settings.vonage_number == "447700900010"  # from .env
+    assert settings.vonage_timeout == 9  # the environment beats .env
+    assert settings.default_region == "FR"  # test_config beats the environment
+
+
+def test_the_tutorials_virtual_number_setting_is_accepted():
+    settings = load_settings([{"VIRTUAL_NUMBER": "+44 7700 900020"}])
+    assert settings.vonage_number == "447700900020"
+
+
+def test_vonage_number_wins_over_its_alias_in_the_same_layer():
+    settings = load_settings([{"VIRTUAL_NUMBER": "447700900020", "VONAGE_NUMBER": "447700900030"}])
+    assert settings.vonage_number == "447700900030"
+
+
+@pytest.mark.parametrize(
+    ("layer", "message"),
+    [
+        ({"VONAGE_API_KEY": "abcd1234"}, "VONAGE_API_SECRET is missing"),
+        ({"VONAGE_API_SECRET": "abcdef0123456789"}, "VONAGE_API_KEY is missing"),
+        (
+            {"VONAGE_API_KEY": "abcd1234", "VONAGE_API_SECRET": "abcdef0123456789"},
+            "VONAGE_NUMBER is missing",
+        ),
+        ({"VONAGE_NUMBER": "not a number"}, r"VONAGE_NUMBER \('not a number'\) is not a phone"),
+        ({"VONAGE_NUMBER": "07700900000"}, "VONAGE_NUMBER .* country code"),
+        ({"VONAGE_TIMEOUT": "2.5"}, "VONAGE_TIMEOUT .* whole number of seconds"),
+        ({"VONAGE_TIMEOUT": "0"}, "VONAGE_TIMEOUT .* from 1 to 60"),
+        ({"VONAGE_TIMEOUT": ""}, "VONAGE_TIMEOUT"),
+        ({"VONAGE_REST_HOST": "https://rest.nexmo.com"}, "VONAGE_REST_HOST .* without https://"),
+        ({"VONAGE_REST_HOST": "rest.nexmo.com/sms"}, "VONAGE_REST_HOST"),
+        ({"DEFAULT_REGION": "XX"}, "DEFAULT_REGION .* two-letter country code"),
+        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL .* one of DEBUG, INFO, WARNING, ERROR"),
+    ],
+)
+def test_a_wrong_setting_stops_start_up_with_a_sentence_that_names_it(layer, message):
+    with pytest.raises(SettingsError, match=message):
+        create_app(layer)
+
+
+def test_numeric_settings_may_be_given_as_numbers_in_test_config():
+    assert load_settings([{"VONAGE_TIMEOUT": 3}]).vonage_timeout == 3
+
+
+def test_an_empty_default_region_accepts_international_numbers_only():
+    client = create_app({"DEFAULT_REGION": ""}).test_client()
+    national = client.post(
+        "/chat", json={"userANumber": "07700900001", "userBNumber": "+447700900002"}
+    )
+    assert national.status_code == 400
+    assert national.json["field"] == "userANumber"
