@@ -1,0 +1,145 @@
+"""A stand-in for Vonage's SMS API on loopback, over TLS, that records every text it is sent.
+
+The SDK always speaks https, so the stand-in makes its own certificate authority; point
+`REQUESTS_CA_BUNDLE` at `ca_file` and `VONAGE_REST_HOST` at `host`.
+"""
+
+import datetime
+import ipaddress
+import json
+import ssl
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qsl
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+
+def _certificate(subject, issuer, public_key, signing_key, *, ca: bool) -> x509.Certificate:
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if ca:
+        builder = builder.add_extension(
+            x509.KeyUsage(True, False, False, False, False, True, True, False, False),
+            critical=True,
+        ).add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(public_key),
+            critical=False,
+        )
+    else:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        ).add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(signing_key.public_key()),
+            critical=False,
+        )
+    return builder.sign(signing_key, hashes.SHA256())
+
+
+def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
+    """Write a CA, and a server certificate for 127.0.0.1 signed by it; return their paths."""
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "SMS proxy test CA")])
+    ca_cert = _certificate(ca_name, ca_name, ca_key.public_key(), ca_key, ca=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    cert = _certificate(name, ca_name, key.public_key(), ca_key, ca=False)
+    ca_file, cert_file, key_file = (directory / n for n in ("ca.pem", "cert.pem", "key.pem"))
+    ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return ca_file, cert_file, key_file
+
+
+class VonageStandIn:
+    """Answers `POST /sms/json` as Vonage does when a send succeeds, and keeps what was sent."""
+
+    def __init__(self, directory: Path) -> None:
+        self.ca_file, cert_file, key_file = make_certificates(directory)
+        self.sent: list[dict] = []
+        self._lock = threading.Lock()
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert_file, key_file)
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def host(self) -> str:
+        """The value for VONAGE_REST_HOST."""
+        return f"127.0.0.1:{self._server.server_port}"
+
+    def __enter__(self) -> "VonageStandIn":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+    def _record(self, fields: dict) -> str:
+        message_id = uuid.uuid4().hex[:16].upper()
+        with self._lock:
+            self.sent.append({**fields, "message-id": message_id})
+        return message_id
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        standin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as Vonage's API does
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self.path != "/sms/json":
+                    self._answer(404, {"error": "not found"})
+                    return
+                fields = dict(parse_qsl(body.decode(), keep_blank_values=True))
+                message_id = standin._record(fields)
+                message = {
+                    "to": fields.get("to"),
+                    "message-id": message_id,
+                    "status": "0",
+                    "remaining-balance": "10.00000000",
+                    "message-price": "0.03330000",
+                    "network": "23410",
+                }
+                self._answer(200, {"message-count": "1", "messages": [message]})
+
+            def _answer(self, status: int, document: dict) -> None:
+                payload = json.dumps(document).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args) -> None:
+                pass  # the tests read `sent`, not a request log
+
+        return Handler
