@@ -5,3 +5,5 @@
 bind = "127.0.0.1:3000"
 workers = 1
 threads = 8
+# Gunicorn 27's control socket sits at one path per user; two services would clash there.
+control_socket_disable = True

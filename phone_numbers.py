@@ -51,12 +51,17 @@ def normalise(raw: str, region: str | None) -> str:
     if not readings:
         why = _WHY_UNPARSABLE.get(first_error.error_type, "is not a phone number")
         raise PhoneNumberError(why)
-    for accept in (phonenumbers.is_valid_number, phonenumbers.is_possible_number):
+    for accept in (phonenumbers.is_valid_number, _is_possible_everywhere):
         for number in readings:
             if accept(number):
                 return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
     reason = phonenumbers.is_possible_number_with_reason(readings[0])
     raise PhoneNumberError(_WHY_IMPOSSIBLE.get(reason, "is not a possible phone number"))
+
+
+def _is_possible_everywhere(number: phonenumbers.PhoneNumber) -> bool:
+    # A number that can only be dialled locally cannot receive an SMS from Vonage.
+    return phonenumbers.is_possible_number_with_reason(number) == ValidationResult.IS_POSSIBLE
 
 
 def mask(number: str) -> str:

@@ -28,6 +28,7 @@ def test_normalise_reads_numbers_as_people_type_them(raw, region, expected):
         ("   ", "GB", "is empty"),
         ("hello", "GB", "is not a phone number"),
         ("12", "GB", "is too short"),
+        ("12345", "GB", "can only be dialled locally"),
         ("+44 7700 9000011234567", "GB", "is too long"),
         ("07700 900001", None, "unknown country code"),  # national, but no region to read it in
         ("+999 123456", "GB", "unknown country code"),
