@@ -75,6 +75,7 @@ class MemoryChatStore:
 
     def find(self, number: str, participant: str) -> Chat | None:
         """Return the chat `participant` has on the virtual `number`, if any."""
+        # One dict read is atomic; the lock only orders the writes.
         return self._routes.get((number, participant))
 
     def remove(self, chat_id: str) -> None:

@@ -41,15 +41,16 @@ class SmsProxy:
             raise InvalidRequest("userBNumber", "is the same number as userANumber")
         chat = Chat(number=self.virtual_number, user_a=user_a, user_b=user_b)
         self.store.add(chat)
-        for recipient, partner, label in ((user_a, "UserB", "UserA"), (user_b, "UserA", "UserB")):
+        intros = [(user_a, "UserA", "UserB"), (user_b, "UserB", "UserA")]
+        for already_sent, (recipient, name, partner) in enumerate(intros):
             try:
                 self.sender.send(chat.number, recipient, INTRO_TEXT.format(partner=partner))
             except SendFailed as error:
                 self.store.remove(chat.id)
-                already = " UserA had already been sent an intro." if label == "UserB" else ""
+                note = " UserA had already been sent an intro." if already_sent else ""
                 raise SendFailed(
-                    f"The chat was not created: the intro text to {label} failed. "
-                    f"{error.message}{already}",
+                    f"The chat was not created: the intro text to {name} failed. "
+                    f"{error.message}{note}",
                     transient=error.transient,
                 ) from error
         log.info(
