@@ -1,4 +1,4 @@
-"""Phone numbers: read what people type into Vonage's form, and hide them in logs."""
+"""Phone numbers: read them as people type them, and hide them in logs."""
 
 import re
 
