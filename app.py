@@ -6,21 +6,22 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+import click
 from dotenv import dotenv_values
-from flask import Blueprint, Flask, current_app, jsonify, request
+from flask import Flask, current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
-from chat_store import MemoryChatStore
-from errors import InvalidRequest, SmsProxyError
+from chat_store import ChatStore, MemoryChatStore
+from errors import SmsProxyError
 from logs import configure_logging
 from phone_numbers import mask
-from settings import load_settings
+from routes import routes
+from settings import Settings, load_settings
 from sms_proxy import SmsProxy
 from sms_sender import DryRunSender, VonageSender
-from webhooks import field_text, parse_inbound_sms
+from sql_store import SqlChatStore
 
 log = logging.getLogger(__name__)
-routes = Blueprint("sms_proxy", __name__)
 
 # Vonage's largest webhook (a 160-character part with every field) is far below this.
 MAX_REQUEST_BYTES = 64 * 1024
@@ -34,8 +35,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         sender = DryRunSender()
         log.warning(
             "No Vonage credentials (VONAGE_API_KEY, VONAGE_API_SECRET): dry run, texts are "
-            "logged instead of sent. Virtual number: %s.",
-            mask(settings.vonage_number),
+            "logged instead of sent. Virtual numbers: %s.",
+            ", ".join(map(mask, settings.vonage_numbers)),
         )
     else:
         sender = VonageSender(
@@ -44,60 +45,51 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
             rest_host=settings.vonage_rest_host,
             timeout=settings.vonage_timeout,
         )
-        log.info("Sending through Vonage from %s.", mask(settings.vonage_number))
+        log.info("Sending through Vonage from %s.", ", ".join(map(mask, settings.vonage_numbers)))
 
+    store = build_store(settings)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.json.sort_keys = False
     app.extensions["settings"] = settings
     app.extensions["sms_proxy"] = SmsProxy(
-        MemoryChatStore(), sender, settings.vonage_number, settings.default_region
+        store,
+        sender,
+        settings.vonage_numbers,
+        default_region=settings.default_region,
+        chat_ttl=settings.chat_ttl,
+        store_message_bodies=settings.store_message_bodies,
     )
     app.register_blueprint(routes)
     app.register_error_handler(SmsProxyError, _proxy_error)
     app.register_error_handler(HTTPException, _http_error)
+    app.cli.add_command(init_db_command)
     return app
 
 
-def _proxy() -> SmsProxy:
-    return current_app.extensions["sms_proxy"]
-
-
-def _request_fields() -> dict[str, Any]:
-    """Merge the query string, a form body and a JSON object body into one mapping."""
-    fields: dict[str, Any] = dict(request.args)
-    fields.update(request.form)
-    if request.is_json and request.get_data():
-        body = request.get_json(silent=True)
-        if not isinstance(body, dict):
-            raise InvalidRequest("body", "must be a JSON object")
-        fields.update(body)
-    return fields
-
-
-@routes.get("/")
-def health():
-    """Say that the service is up, whether it sends for real, and its virtual number."""
-    proxy = _proxy()
-    return {"status": "ok", "sending": proxy.sender.mode, "virtualNumber": proxy.virtual_number}
-
-
-@routes.post("/chat")
-def create_chat():
-    """Start a chat between userANumber and userBNumber (query string, form or JSON)."""
-    fields = _request_fields()
-    chat = _proxy().create_chat(
-        field_text(fields, "userANumber", required=True),
-        field_text(fields, "userBNumber", required=True),
+def build_store(settings: Settings) -> ChatStore:
+    """Return the store DATABASE_URL names (its schema made if missing), or the memory store."""
+    if settings.database_url is None:
+        log.info("Chats are kept in memory: one process, gone at exit (see DATABASE_URL).")
+        return MemoryChatStore()
+    store = SqlChatStore(settings.database_url)
+    store.create_schema()
+    log.info(
+        "Chats are kept in %s at %s.",
+        store.kind,
+        settings.database_url.render_as_string(hide_password=True),
     )
-    return chat.to_dict(), 201
+    return store
 
 
-@routes.route("/webhooks/inbound-sms", methods=["GET", "POST"])
-def inbound_sms():
-    """Relay a text Vonage received on the virtual number; 204 unless it is worth sending again."""
-    _proxy().relay(parse_inbound_sms(_request_fields()))
-    return "", 204
+@click.command("init-db")
+def init_db_command() -> None:
+    """Create the SQL store's tables and indexes where missing (DATABASE_URL)."""
+    store = current_app.extensions["sms_proxy"].store
+    if not isinstance(store, SqlChatStore):
+        raise click.ClickException("DATABASE_URL is empty: the memory store needs no schema.")
+    store.create_schema()
+    click.echo(f"The {store.kind} schema is ready.")
 
 
 def _proxy_error(error: SmsProxyError):

@@ -1,24 +1,56 @@
-"""Where chats live: the `ChatStore` interface and the in-memory store."""
+"""Where chats live: `Chat`, `MessageRecord`, the `ChatStore` interface and the in-memory store.
 
+Every store method is one atomic step, so that the SQL store can make each one transaction.
+Stores keep no clock: the proxy hands them every time they record.
+"""
+
+import dataclasses
+import itertools
+import random
 import threading
 import uuid
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from errors import Conflict
 from phone_numbers import mask
 
+ACTIVE, ENDED = "active", "ended"
+# Why a chat ended: through the API (DELETE /chats/<id>), or after CHAT_TTL of silence.
+ENDED_BY_API, EXPIRED = "api", "expired"
+# Directions of a relayed text, and what became of it.
+A_TO_B, B_TO_A = "a-to-b", "b-to-a"
+SENT, FAILED, SKIPPED = "sent", "failed", "skipped"
 
-@dataclass(frozen=True)
+
+def new_chat_id() -> str:
+    """Return a fresh, unguessable chat id."""
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True, slots=True)
 class Chat:
-    """Two people texting each other through one virtual number."""
+    """Two people texting each other through one virtual number of the pool."""
 
+    id: str
     number: str
     user_a: str
     user_b: str
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    created_at: datetime
+    last_activity_at: datetime
+    message_count: int = 0
+    status: str = ACTIVE
+    ended_at: datetime | None = None
+    ended_reason: str | None = None
+    # Order of creation within the store: the cursor of `GET /chats`.
+    seq: int = 0
+
+    @property
+    def active(self) -> bool:
+        """True while the chat relays texts."""
+        return self.status == ACTIVE
 
     def partner_of(self, participant: str) -> str:
         """Return the other participant's real number."""
@@ -28,60 +60,287 @@ class Chat:
             return self.user_a
         raise ValueError("not a participant of this chat")
 
+    def direction_from(self, participant: str) -> str:
+        """Return the direction of a text that `participant` sent."""
+        return A_TO_B if participant == self.user_a else B_TO_A
+
     def to_dict(self) -> dict:
         """Return the chat as the JSON the API answers with."""
         return {
             "id": self.id,
+            "status": self.status,
             "userANumber": self.user_a,
             "userBNumber": self.user_b,
             "virtualNumber": self.number,
             "createdAt": self.created_at.isoformat(),
+            "lastActivityAt": self.last_activity_at.isoformat(),
+            "messageCount": self.message_count,
+            "endedAt": self.ended_at.isoformat() if self.ended_at else None,
+            "endedReason": self.ended_reason,
         }
 
 
+@dataclass(frozen=True, slots=True)
+class MessageRecord:
+    """One entry of a chat's message log: a text a participant sent, and what became of it."""
+
+    chat_id: str
+    direction: str
+    at: datetime
+    outcome: str
+    inbound_message_id: str
+    vonage_message_ids: tuple[str, ...] = ()
+    # Why the text failed or was skipped.
+    detail: str | None = None
+    # The body, kept only when STORE_MESSAGE_BODIES is on.
+    text: str | None = None
+    seq: int = 0
+
+    def to_dict(self) -> dict:
+        """Return the entry as the JSON the API answers with."""
+        return {
+            "direction": self.direction,
+            "at": self.at.isoformat(),
+            "outcome": self.outcome,
+            "detail": self.detail,
+            "inboundMessageId": self.inbound_message_id,
+            "vonageMessageIds": list(self.vonage_message_ids),
+            "text": self.text,
+        }
+
+
+def pair_conflict(user_a: str, user_b: str, chat_id: str, number: str) -> Conflict:
+    """The error for two people who already have an active chat together."""
+    return Conflict(
+        f"userANumber ({mask(user_a)}) and userBNumber ({mask(user_b)}) already have an active "
+        f"chat, {chat_id}, on the virtual number {mask(number)}."
+    )
+
+
+def no_free_number(user_a: str, user_b: str, pool_size: int) -> Conflict:
+    """The error for two people who, between them, are busy on every number of the pool."""
+    pool = "the virtual number" if pool_size == 1 else f"all {pool_size} virtual numbers"
+    return Conflict(
+        f"No virtual number is free for userANumber ({mask(user_a)}) and userBNumber "
+        f"({mask(user_b)}): between them they already have active chats on {pool} of the "
+        "pool, and a person has one chat per number. End one of those chats or add numbers "
+        "to VONAGE_NUMBERS."
+    )
+
+
+def free_numbers(
+    pool: Sequence[str], user_a: str, user_b: str, routes: Mapping[tuple[str, str], str]
+) -> list[str]:
+    """Return the pool numbers on which neither person has an active chat.
+
+    `routes` maps (number, participant) to the active chat routed there, for at least these
+    two people. Raises `Conflict` when they already chat together, or no number is free.
+    """
+    free = []
+    for number in pool:
+        chat_of_a, chat_of_b = routes.get((number, user_a)), routes.get((number, user_b))
+        if chat_of_a is not None and chat_of_a == chat_of_b:
+            raise pair_conflict(user_a, user_b, chat_of_a, number)
+        if chat_of_a is None and chat_of_b is None:
+            free.append(number)
+    if not free:
+        raise no_free_number(user_a, user_b, len(pool))
+    return free
+
+
 class ChatStore(Protocol):
-    """Keeps the active chats; every method is one atomic step."""
+    """Keeps chats, their routes and their message logs; every method is one atomic step."""
 
-    def add(self, chat: Chat) -> None:
-        """Keep `chat`, or raise `Conflict` if a participant already has a chat on its number."""
+    kind: str
 
-    def find(self, number: str, participant: str) -> Chat | None:
-        """Return the chat `participant` has on the virtual `number`, if any."""
+    def create_chat(self, pool: Sequence[str], user_a: str, user_b: str, now: datetime) -> Chat:
+        """Start a chat on a pool number on which neither person has an active chat.
 
-    def remove(self, chat_id: str) -> None:
-        """Forget the chat with this id (nothing happens if there is none)."""
+        Raises `Conflict` when the two already chat together, or no number is free for them.
+        """
+
+    def delete_chat(self, chat_id: str) -> None:
+        """Forget a chat entirely, as if never created (its intro texts failed)."""
+
+    def find_active(self, number: str, participant: str) -> Chat | None:
+        """Return the active chat `participant` has on the virtual `number`, if any."""
+
+    def get_chat(self, chat_id: str) -> Chat | None:
+        """Return the chat with this id, active or ended."""
+
+    def list_chats(
+        self,
+        *,
+        status: str | None = ACTIVE,
+        participant: str | None = None,
+        number: str | None = None,
+        limit: int = 50,
+        before: int | None = None,
+    ) -> list[Chat]:
+        """Return chats newest first, filtered; `before` is the `seq` to continue below."""
+
+    def end_chat(self, chat_id: str, reason: str, at: datetime) -> bool:
+        """End an active chat; True if this call ended it (False: unknown or ended already)."""
+
+    def expire_idle(self, cutoff: datetime, ttl: timedelta) -> int:
+        """End every active chat silent since before `cutoff`; return how many.
+
+        An expired chat's `ended_at` is the moment it expired: its last activity plus `ttl`.
+        """
+
+    def record_message(self, record: MessageRecord) -> None:
+        """Add an entry to a chat's message log and count it as the chat's latest activity."""
+
+    def list_messages(
+        self, chat_id: str, *, limit: int = 50, after: int | None = None
+    ) -> list[MessageRecord]:
+        """Return a chat's message log oldest first; `after` is the `seq` to continue from."""
+
+    def close(self) -> None:
+        """Release what the store holds (connections)."""
 
 
 class MemoryChatStore:
-    """Chats in this process's memory, safe under concurrent requests; gone at exit."""
+    """Chats in this process's memory, safe under concurrent requests; gone at exit.
+
+    One process only: several worker processes would each have chats of their own.
+    """
+
+    kind = "memory"
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._seq = itertools.count(1)
         self._chats: dict[str, Chat] = {}
-        self._routes: dict[tuple[str, str], Chat] = {}
+        self._routes: dict[tuple[str, str], str] = {}
+        # Active chat ids, least recently active first: expiry reads from the front.
+        self._by_activity: dict[str, None] = {}
+        self._messages: dict[str, list[MessageRecord]] = {}
 
-    def add(self, chat: Chat) -> None:
-        """Keep `chat`, or raise `Conflict` if a participant already has a chat on its number."""
+    def create_chat(self, pool: Sequence[str], user_a: str, user_b: str, now: datetime) -> Chat:
+        """Start a chat on a pool number on which neither person has an active chat."""
         with self._lock:
-            for label, participant in (("userANumber", chat.user_a), ("userBNumber", chat.user_b)):
-                if (chat.number, participant) in self._routes:
-                    raise Conflict(
-                        f"{label} ({mask(participant)}) is already in a chat on the virtual "
-                        f"number {mask(chat.number)}; a person has one chat per virtual number."
-                    )
+            free = free_numbers(pool, user_a, user_b, self._routes)
+            chat = Chat(
+                id=new_chat_id(),
+                # At random, so that chats spread over the pool (and Vonage's per-number limits).
+                number=random.choice(free),
+                user_a=user_a,
+                user_b=user_b,
+                created_at=now,
+                last_activity_at=now,
+                seq=next(self._seq),
+            )
             self._chats[chat.id] = chat
-            self._routes[chat.number, chat.user_a] = chat
-            self._routes[chat.number, chat.user_b] = chat
+            self._routes[chat.number, user_a] = chat.id
+            self._routes[chat.number, user_b] = chat.id
+            self._by_activity[chat.id] = None
+            return chat
 
-    def find(self, number: str, participant: str) -> Chat | None:
-        """Return the chat `participant` has on the virtual `number`, if any."""
-        # One dict read is atomic; the lock only orders the writes.
-        return self._routes.get((number, participant))
-
-    def remove(self, chat_id: str) -> None:
-        """Forget the chat with this id (nothing happens if there is none)."""
+    def delete_chat(self, chat_id: str) -> None:
+        """Forget a chat entirely, as if never created (its intro texts failed)."""
         with self._lock:
             chat = self._chats.pop(chat_id, None)
             if chat is not None:
-                del self._routes[chat.number, chat.user_a]
-                del self._routes[chat.number, chat.user_b]
+                self._unroute(chat)
+                self._messages.pop(chat_id, None)
+
+    def find_active(self, number: str, participant: str) -> Chat | None:
+        """Return the active chat `participant` has on the virtual `number`, if any."""
+        # Two dict reads, each atomic; a chat ended in between is returned ended, and the
+        # proxy checks `active`.
+        chat_id = self._routes.get((number, participant))
+        return None if chat_id is None else self._chats.get(chat_id)
+
+    def get_chat(self, chat_id: str) -> Chat | None:
+        """Return the chat with this id, active or ended."""
+        return self._chats.get(chat_id)
+
+    def list_chats(
+        self,
+        *,
+        status: str | None = ACTIVE,
+        participant: str | None = None,
+        number: str | None = None,
+        limit: int = 50,
+        before: int | None = None,
+    ) -> list[Chat]:
+        """Return chats newest first, filtered; `before` is the `seq` to continue below."""
+        with self._lock:
+            chats = list(self._chats.values())
+        found = []
+        for chat in reversed(chats):
+            if before is not None and chat.seq >= before:
+                continue
+            if status is not None and chat.status != status:
+                continue
+            if participant is not None and participant not in (chat.user_a, chat.user_b):
+                continue
+            if number is not None and chat.number != number:
+                continue
+            found.append(chat)
+            if len(found) == limit:
+                break
+        return found
+
+    def end_chat(self, chat_id: str, reason: str, at: datetime) -> bool:
+        """End an active chat; True if this call ended it (False: unknown or ended already)."""
+        with self._lock:
+            chat = self._chats.get(chat_id)
+            if chat is None or not chat.active:
+                return False
+            self._end(chat, reason, at)
+            return True
+
+    def expire_idle(self, cutoff: datetime, ttl: timedelta) -> int:
+        """End every active chat silent since before `cutoff`; return how many."""
+        with self._lock:
+            idle = []
+            for chat_id in self._by_activity:
+                chat = self._chats[chat_id]
+                if chat.last_activity_at >= cutoff:
+                    break
+                idle.append(chat)
+            for chat in idle:
+                self._end(chat, EXPIRED, chat.last_activity_at + ttl)
+            return len(idle)
+
+    def record_message(self, record: MessageRecord) -> None:
+        """Add an entry to a chat's message log and count it as the chat's latest activity."""
+        with self._lock:
+            chat = self._chats.get(record.chat_id)
+            if chat is None:
+                return
+            log = self._messages.setdefault(record.chat_id, [])
+            log.append(dataclasses.replace(record, seq=len(log) + 1))
+            self._chats[chat.id] = dataclasses.replace(
+                chat,
+                message_count=chat.message_count + 1,
+                last_activity_at=record.at,
+            )
+            if chat.id in self._by_activity:
+                del self._by_activity[chat.id]
+                self._by_activity[chat.id] = None
+
+    def list_messages(
+        self, chat_id: str, *, limit: int = 50, after: int | None = None
+    ) -> list[MessageRecord]:
+        """Return a chat's message log oldest first; `after` is the `seq` to continue from."""
+        log = self._messages.get(chat_id, [])
+        start = after or 0
+        return log[start : start + limit]
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def _end(self, chat: Chat, reason: str, at: datetime) -> None:
+        self._chats[chat.id] = dataclasses.replace(
+            chat, status=ENDED, ended_at=at, ended_reason=reason
+        )
+        self._unroute(chat)
+
+    def _unroute(self, chat: Chat) -> None:
+        self._by_activity.pop(chat.id, None)
+        for participant in (chat.user_a, chat.user_b):
+            if self._routes.get((chat.number, participant)) == chat.id:
+                del self._routes[chat.number, participant]

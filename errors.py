@@ -35,11 +35,28 @@ class InvalidRequest(SmsProxyError):
         return {**super().to_dict(), "field": self.field}
 
 
+class ChatNotFound(SmsProxyError):
+    """A chat id that names no chat."""
+
+    status = 404
+    kind = "not_found"
+
+    def __init__(self, chat_id: str) -> None:
+        super().__init__(f"There is no chat with the id {chat_id!r}.")
+
+
 class Conflict(SmsProxyError):
-    """A request that clashes with the chats that exist (a person already in a chat)."""
+    """A request that clashes with the chats that exist (the pair already chat, no free number)."""
 
     status = 409
     kind = "conflict"
+
+
+class StoreUnavailable(SmsProxyError):
+    """The chat store (the database) could not be reached or did not answer; it may pass."""
+
+    status = 503
+    kind = "store_unavailable"
 
 
 class SendFailed(SmsProxyError):

@@ -3,26 +3,40 @@
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import phonenumbers
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import ArgumentError
 
 from phone_numbers import PhoneNumberError, normalise
+from sql_store import database_url
 
 DEFAULTS = {
     "VONAGE_API_KEY": "",
     "VONAGE_API_SECRET": "",
     "VONAGE_NUMBER": "",
+    "VONAGE_NUMBERS": "",
     "VONAGE_REST_HOST": "rest.nexmo.com",
     "VONAGE_TIMEOUT": "5",
     "DEFAULT_REGION": "GB",
     "LOG_LEVEL": "INFO",
+    "DATABASE_URL": "",
+    "CHAT_TTL": "",
+    "STORE_MESSAGE_BODIES": "false",
 }
 # The tutorial's name for VONAGE_NUMBER.
 ALIASES = {"VIRTUAL_NUMBER": "VONAGE_NUMBER"}
 # Ofcom's drama range: a number that reaches nobody, used as the virtual number of a dry run.
 DRY_RUN_NUMBER = "447700900000"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+BOOLEANS = {"1": True, "true": True, "yes": True, "on": True} | {
+    "0": False,
+    "false": False,
+    "no": False,
+    "off": False,
+}
 _HOST = re.compile(r"[A-Za-z0-9.-]+(:\d{1,5})?|\[[0-9A-Fa-f:]+\](:\d{1,5})?")
 
 
@@ -36,11 +50,14 @@ class Settings:
 
     vonage_api_key: str
     vonage_api_secret: str
-    vonage_number: str
+    vonage_numbers: tuple[str, ...]
     vonage_rest_host: str
     vonage_timeout: int
     default_region: str | None
     log_level: str
+    database_url: URL | None
+    chat_ttl: timedelta | None
+    store_message_bodies: bool
 
     @property
     def dry_run(self) -> bool:
@@ -74,29 +91,41 @@ def load_settings(layers: Iterable[Mapping[str, Any]]) -> Settings:
     return Settings(
         vonage_api_key=api_key,
         vonage_api_secret=api_secret,
-        vonage_number=_virtual_number(text["VONAGE_NUMBER"], dry_run=not api_key),
+        vonage_numbers=_virtual_numbers(
+            text["VONAGE_NUMBERS"], text["VONAGE_NUMBER"], dry_run=not api_key
+        ),
         vonage_rest_host=_rest_host(text["VONAGE_REST_HOST"]),
         vonage_timeout=_timeout(text["VONAGE_TIMEOUT"]),
         default_region=_region(text["DEFAULT_REGION"]),
         log_level=_log_level(text["LOG_LEVEL"]),
+        database_url=_database_url(text["DATABASE_URL"]),
+        chat_ttl=_chat_ttl(text["CHAT_TTL"]),
+        store_message_bodies=_boolean("STORE_MESSAGE_BODIES", text["STORE_MESSAGE_BODIES"]),
     )
 
 
-def _virtual_number(raw: str, *, dry_run: bool) -> str:
-    if not raw:
+def _virtual_numbers(numbers: str, number: str, *, dry_run: bool) -> tuple[str, ...]:
+    """Return the pool: VONAGE_NUMBERS and VONAGE_NUMBER together, each number once."""
+    named = [("VONAGE_NUMBERS", raw.strip()) for raw in numbers.split(",") if raw.strip()]
+    if number:
+        named.append(("VONAGE_NUMBER", number))
+    if not named:
         if dry_run:
-            return DRY_RUN_NUMBER
+            return (DRY_RUN_NUMBER,)
         raise SettingsError(
-            "VONAGE_NUMBER is missing: set it to the virtual number you rent from Vonage "
-            "(VIRTUAL_NUMBER is accepted too)."
+            "VONAGE_NUMBERS is missing: set it to the virtual numbers you rent from Vonage, "
+            "separated by commas (VONAGE_NUMBER, or the tutorial's VIRTUAL_NUMBER, for one)."
         )
-    try:
-        return normalise(raw, None)
-    except PhoneNumberError as error:
-        raise SettingsError(
-            f"VONAGE_NUMBER ({raw!r}) {error}: give the virtual number with its country code, "
-            "as in 447700900000."
-        ) from None
+    pool: dict[str, None] = {}
+    for name, raw in named:
+        try:
+            pool[normalise(raw, None)] = None
+        except PhoneNumberError as error:
+            raise SettingsError(
+                f"{name} ({raw!r}) {error}: give each virtual number with its country code, "
+                "as in 447700900000."
+            ) from None
+    return tuple(pool)
 
 
 def _rest_host(raw: str) -> str:
@@ -127,6 +156,39 @@ def _region(raw: str) -> str | None:
             "or empty to accept only international numbers."
         )
     return region
+
+
+def _database_url(raw: str) -> URL | None:
+    if not raw:
+        return None
+    try:
+        return database_url(raw)
+    except ArgumentError:
+        raise SettingsError(
+            "DATABASE_URL is not a database URL: give one such as sqlite:///chats.db or "
+            "postgresql+psycopg://user:password@host/database, or leave it empty for the "
+            "memory store."
+        ) from None
+    except ValueError as error:
+        raise SettingsError(f"DATABASE_URL {error}.") from None
+
+
+def _chat_ttl(raw: str) -> timedelta | None:
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) == 0:
+        raise SettingsError(
+            f"CHAT_TTL ({raw!r}) must be a whole number of seconds above 0 (a chat silent "
+            "that long ends), or empty for chats that never expire."
+        )
+    return timedelta(seconds=int(raw))
+
+
+def _boolean(name: str, raw: str) -> bool:
+    try:
+        return BOOLEANS[raw.lower()]
+    except KeyError:
+        raise SettingsError(f"{name} ({raw!r}) must be true or false.") from None
 
 
 def _log_level(raw: str) -> str:

@@ -5,7 +5,9 @@ import responses
 
 from app import create_app
 from settings import ALIASES, DEFAULTS
-from tests.support import ALICE, BOB, VIRTUAL, SmsApi
+from tests.support import ALICE, BOB, VIRTUAL, SmsApi, postgres_schema, require_postgres
+
+STORES = ["memory", "sqlite", "postgresql"]
 
 
 @pytest.fixture(autouse=True)
@@ -52,3 +54,15 @@ def chat(client, sms_api) -> dict:
     assert answer.status_code == 201, answer.json
     sms_api.mock.calls.reset()
     return answer.json
+
+
+@pytest.fixture(params=STORES)
+def store_url(request, tmp_path):
+    """DATABASE_URL for each kind of store: empty (memory), an SQLite file, a PostgreSQL schema."""
+    if request.param == "memory":
+        yield ""
+    elif request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'chats.db'}"
+    else:
+        with postgres_schema(require_postgres()) as url:
+            yield url

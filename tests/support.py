@@ -1,11 +1,19 @@
 """What the tests share: test numbers, Vonage's canned answers, and the mocked SMS API."""
 
 import json
+import os
+import uuid
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import parse_qsl
 
+import pytest
 import responses
+from sqlalchemy import NullPool, create_engine
+
+from sql_store import database_url
 
 DATA = Path(__file__).parent / "data"
 SMS_API = "https://rest.nexmo.com/sms/json"
@@ -13,6 +21,19 @@ VIRTUAL = "447700900000"
 ALICE = "447700900001"
 BOB = "447700900002"
 CAROL = "447700900003"
+DAVE = "447700900004"
+# A pool of three virtual numbers, for the tests of several chats per person.
+POOL = ("447700900010", "447700900011", "447700900012")
+# The PostgreSQL server to test against; .ci/run points it at the machine's own.
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
+NO_POSTGRES = "TEST_DATABASE_URL is not set, so there is no PostgreSQL to test against"
+
+
+def require_postgres() -> str:
+    """Return TEST_DATABASE_URL, or skip the test (CI sets it, so nothing skips there)."""
+    if not TEST_DATABASE_URL:
+        pytest.skip(NO_POSTGRES)
+    return TEST_DATABASE_URL
 
 
 def canned(name: str) -> dict:
@@ -52,3 +73,24 @@ class SmsApi:
         if isinstance(answer, int):
             return answer, {}, json.dumps({"type": "error", "title": f"HTTP {answer}"})
         return 200, {"Content-Type": "application/json"}, json.dumps(canned(answer))
+
+
+@contextmanager
+def postgres_schema(base_url: str) -> Iterator[str]:
+    """A fresh, empty schema in the PostgreSQL database at `base_url`; yields a URL that uses it.
+
+    Every test that touches PostgreSQL gets its own, so tests neither see each other's chats
+    nor need a database of their own.
+    """
+    url = database_url(base_url)
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(url, poolclass=NullPool)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    try:
+        scoped = url.update_query_dict({"options": f"-csearch_path={schema}"})
+        yield scoped.render_as_string(hide_password=False)
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        engine.dispose()

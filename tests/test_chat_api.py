@@ -22,12 +22,19 @@ def test_a_chat_is_created_from_query_form_or_json(client, sms_api, how):
     answer = client.post("/chat", **how)
     assert answer.status_code == 201
     chat = answer.json
-    assert set(chat) == {"id", "userANumber", "userBNumber", "virtualNumber", "createdAt"}
-    assert (chat["userANumber"], chat["userBNumber"], chat["virtualNumber"]) == (
-        ALICE,
-        BOB,
-        VIRTUAL,
-    )
+    assert chat == {
+        "id": chat["id"],
+        "status": "active",
+        "userANumber": ALICE,
+        "userBNumber": BOB,
+        "virtualNumber": VIRTUAL,
+        "createdAt": chat["createdAt"],
+        "lastActivityAt": chat["createdAt"],
+        "messageCount": 0,
+        "endedAt": None,
+        "endedReason": None,
+    }
+    assert answer.headers["Location"] == f"/chats/{chat['id']}"
     assert sms_api.texts() == [INTRO_TO_ALICE, INTRO_TO_BOB]
 
 
@@ -112,13 +119,25 @@ def test_a_body_that_is_not_a_json_object_gets_a_400(client, sms_api, data, cont
     }
 
 
-def test_a_person_already_in_a_chat_gets_a_409_that_says_so(client, sms_api, chat):
+def test_a_person_busy_on_the_only_number_gets_a_409_that_says_so(client, sms_api, chat):
     answer = client.post("/chat", json={"userANumber": CAROL, "userBNumber": BOB})
     assert answer.status_code == 409
     assert answer.json["error"] == "conflict"
     assert answer.json["message"] == (
-        "userBNumber (********0002) is already in a chat on the virtual number ********0000; "
-        "a person has one chat per virtual number."
+        "No virtual number is free for userANumber (********0003) and userBNumber "
+        "(********0002): between them they already have active chats on the virtual number "
+        "of the pool, and a person has one chat per number. End one of those chats or add "
+        "numbers to VONAGE_NUMBERS."
+    )
+    assert sms_api.sent == []
+
+
+def test_two_people_who_already_chat_get_a_409_naming_their_chat(client, sms_api, chat):
+    answer = client.post("/chat", json={"userANumber": BOB, "userBNumber": ALICE})
+    assert answer.status_code == 409
+    assert answer.json["message"] == (
+        "userANumber (********0002) and userBNumber (********0001) already have an active "
+        f"chat, {chat['id']}, on the virtual number ********0000."
     )
     assert sms_api.sent == []
 
@@ -176,8 +195,13 @@ def test_a_refused_intro_leaves_nothing_to_relay(client, sms_api):
     assert sms_api.sent == []
 
 
-def test_health_says_how_texts_are_sent(client):
-    assert client.get("/").json == {"status": "ok", "sending": "vonage", "virtualNumber": VIRTUAL}
+def test_health_says_how_texts_are_sent_where_chats_live_and_the_pool(client):
+    assert client.get("/").json == {
+        "status": "ok",
+        "sending": "vonage",
+        "store": "memory",
+        "virtualNumbers": [VIRTUAL],
+    }
 
 
 @pytest.mark.parametrize(

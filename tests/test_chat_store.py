@@ -1,89 +1,230 @@
-"""The contract every chat store keeps (one store so far: in memory)."""
+"""The contract every chat store keeps: memory, SQLite and PostgreSQL run the same tests."""
 
 import threading
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from chat_store import Chat, MemoryChatStore
+from chat_store import A_TO_B, B_TO_A, FAILED, SENT, Chat, MemoryChatStore, MessageRecord
 from errors import Conflict
-from tests.support import ALICE, BOB, CAROL, VIRTUAL
+from sql_store import SqlChatStore
+from tests.support import ALICE, BOB, CAROL, DAVE, POOL
 
-OTHER_NUMBER = "447700900999"
-
-
-@pytest.fixture(params=["memory"])
-def store(request):
-    return {"memory": MemoryChatStore}[request.param]()
+T0 = datetime(2026, 11, 22, 9, 0, 0, 123456, tzinfo=UTC)
+ONE, TWO, THREE = POOL
 
 
-def test_a_chat_is_found_by_either_participant_on_its_number(store):
-    chat = Chat(number=VIRTUAL, user_a=ALICE, user_b=BOB)
-    store.add(chat)
-    assert store.find(VIRTUAL, ALICE) == chat
-    assert store.find(VIRTUAL, BOB) == chat
-    assert chat.partner_of(ALICE) == BOB
-    assert chat.partner_of(BOB) == ALICE
+def open_store(url: str):
+    if not url:
+        return MemoryChatStore()
+    store = SqlChatStore(url)
+    store.create_schema()
+    return store
 
 
-def test_nothing_is_found_for_a_stranger_or_on_another_number(store):
-    store.add(Chat(number=VIRTUAL, user_a=ALICE, user_b=BOB))
-    assert store.find(VIRTUAL, CAROL) is None
-    assert store.find(OTHER_NUMBER, ALICE) is None
+@pytest.fixture
+def store(store_url):
+    store = open_store(store_url)
+    yield store
+    store.close()
 
 
-@pytest.mark.parametrize(
-    ("user_a", "user_b", "field"),
-    [(ALICE, CAROL, "userANumber"), (CAROL, ALICE, "userBNumber"), (CAROL, BOB, "userBNumber")],
-)
-def test_a_participant_has_one_chat_per_number(store, user_a, user_b, field):
-    first = Chat(number=VIRTUAL, user_a=ALICE, user_b=BOB)
-    store.add(first)
-    with pytest.raises(Conflict, match=f"{field} .* already in a chat"):
-        store.add(Chat(number=VIRTUAL, user_a=user_a, user_b=user_b))
-    assert store.find(VIRTUAL, CAROL) is None
-    assert store.find(VIRTUAL, ALICE) == first
+def record(chat: Chat, at: datetime, **overrides) -> MessageRecord:
+    fields = {
+        "chat_id": chat.id,
+        "direction": A_TO_B,
+        "at": at,
+        "outcome": SENT,
+        "inbound_message_id": "0A0000000123ABCD1",
+        "vonage_message_ids": ("0B0000000123ABCD1",),
+    }
+    return MessageRecord(**{**fields, **overrides})
 
 
-def test_the_same_person_may_chat_on_another_number(store):
-    store.add(Chat(number=VIRTUAL, user_a=ALICE, user_b=BOB))
-    other = Chat(number=OTHER_NUMBER, user_a=ALICE, user_b=CAROL)
-    store.add(other)
-    assert store.find(OTHER_NUMBER, ALICE) == other
+def test_a_new_chat_gets_a_pool_number_and_is_found_by_either_participant(store):
+    chat = store.create_chat(POOL, ALICE, BOB, T0)
+    assert chat.number in POOL
+    assert (chat.user_a, chat.user_b, chat.status, chat.message_count) == (ALICE, BOB, "active", 0)
+    assert chat.created_at == chat.last_activity_at == T0
+    assert (chat.ended_at, chat.ended_reason) == (None, None)
+    assert store.find_active(chat.number, ALICE) == chat
+    assert store.find_active(chat.number, BOB) == chat
+    assert store.get_chat(chat.id) == chat
 
 
-def test_a_removed_chat_routes_nothing_and_frees_its_people(store):
-    chat = Chat(number=VIRTUAL, user_a=ALICE, user_b=BOB)
-    store.add(chat)
-    store.remove(chat.id)
-    assert store.find(VIRTUAL, ALICE) is None
-    store.remove(chat.id)  # a second removal changes nothing
-    store.add(Chat(number=VIRTUAL, user_a=BOB, user_b=CAROL))
+def test_nothing_is_found_for_a_stranger_an_unknown_id_or_on_another_number(store):
+    chat = store.create_chat(POOL, ALICE, BOB, T0)
+    other = next(n for n in POOL if n != chat.number)
+    assert store.find_active(chat.number, CAROL) is None
+    assert store.find_active(other, ALICE) is None
+    assert store.get_chat("0" * 32) is None
 
 
-def test_a_chat_is_not_its_own_participant():
-    with pytest.raises(ValueError, match="not a participant"):
-        Chat(number=VIRTUAL, user_a=ALICE, user_b=BOB).partner_of(CAROL)
+def test_a_person_is_in_as_many_chats_as_there_are_numbers(store):
+    chats = [store.create_chat(POOL, ALICE, partner, T0) for partner in (BOB, CAROL, DAVE)]
+    assert sorted(chat.number for chat in chats) == sorted(POOL)
+    for chat in chats:
+        assert store.find_active(chat.number, ALICE) == chat
+    with pytest.raises(Conflict, match=r"No virtual number is free .* all 3 virtual numbers"):
+        store.create_chat(POOL, "447700900005", ALICE, T0)
 
 
-def test_concurrent_adds_for_one_person_leave_exactly_one_chat(store):
-    rivals = [f"4477009002{n:02d}" for n in range(16)]
+def test_a_number_is_free_only_when_free_for_both_people(store):
+    store.create_chat((ONE,), ALICE, BOB, T0)
+    store.create_chat((TWO,), CAROL, DAVE, T0)
+    # Alice is busy on ONE and Carol on TWO: nothing is free for the two of them.
+    with pytest.raises(Conflict, match="No virtual number is free .* all 2 virtual numbers"):
+        store.create_chat((ONE, TWO), ALICE, CAROL, T0)
+    for _ in range(5):  # the choice is random among the free numbers: never a busy one
+        chat = store.create_chat(POOL, ALICE, DAVE, T0)
+        assert chat.number == THREE
+        store.end_chat(chat.id, "api", T0)
+
+
+def test_two_people_have_one_active_chat_together(store):
+    first = store.create_chat(POOL, ALICE, BOB, T0)
+    for user_a, user_b in ((ALICE, BOB), (BOB, ALICE)):
+        with pytest.raises(Conflict, match=f"already have an active chat, {first.id}"):
+            store.create_chat(POOL, user_a, user_b, T0)
+    store.end_chat(first.id, "api", T0)
+    assert store.create_chat(POOL, BOB, ALICE, T0).id != first.id
+
+
+def test_an_ended_chat_routes_nothing_frees_its_people_and_says_why(store):
+    chat = store.create_chat((ONE,), ALICE, BOB, T0)
+    ended_at = T0 + timedelta(minutes=5)
+    assert store.end_chat(chat.id, "api", ended_at) is True
+    assert store.find_active(ONE, ALICE) is None
+    assert store.find_active(ONE, BOB) is None
+    ended = store.get_chat(chat.id)
+    assert (ended.status, ended.ended_at, ended.ended_reason) == ("ended", ended_at, "api")
+    assert store.end_chat(chat.id, "api", T0 + timedelta(hours=1)) is False
+    assert store.get_chat(chat.id).ended_at == ended_at  # a second end changes nothing
+    assert store.end_chat("f" * 32, "api", T0) is False
+    again = store.create_chat((ONE,), BOB, CAROL, T0)
+    assert store.find_active(ONE, BOB) == again
+
+
+def test_a_deleted_chat_is_gone_entirely(store):
+    chat = store.create_chat((ONE,), ALICE, BOB, T0)
+    store.record_message(record(chat, T0))
+    store.delete_chat(chat.id)
+    assert store.get_chat(chat.id) is None
+    assert store.find_active(ONE, ALICE) is None
+    assert store.list_messages(chat.id) == []
+    assert store.list_chats(status=None) == []
+
+
+def test_chats_are_listed_newest_first_with_filters_and_pages(store):
+    made = [
+        store.create_chat(POOL, a, b, T0 + timedelta(seconds=n))
+        for n, (a, b) in enumerate([(ALICE, BOB), (ALICE, CAROL), (BOB, CAROL), (DAVE, BOB)])
+    ]
+    store.end_chat(made[1].id, "api", T0)
+    ids = lambda chats: [c.id for c in chats]  # noqa: E731
+    newest_first = ids(reversed(made))
+    assert ids(store.list_chats(status=None)) == newest_first
+    assert ids(store.list_chats()) == [i for i in newest_first if i != made[1].id]
+    assert ids(store.list_chats(status="ended")) == [made[1].id]
+    assert ids(store.list_chats(status=None, participant=ALICE)) == [made[1].id, made[0].id]
+    assert ids(store.list_chats(participant=BOB)) == [made[3].id, made[2].id, made[0].id]
+    on_number = store.list_chats(status=None, number=made[0].number)
+    assert made[0].id in ids(on_number)
+    assert {c.number for c in on_number} == {made[0].number}
+    first_page = store.list_chats(status=None, limit=3)
+    second_page = store.list_chats(status=None, limit=3, before=first_page[-1].seq)
+    assert ids(first_page) + ids(second_page) == newest_first
+
+
+def test_chats_silent_since_before_the_cutoff_expire_when_they_went_quiet(store):
+    ttl = timedelta(minutes=30)
+    quiet = store.create_chat(POOL, ALICE, BOB, T0)
+    lively = store.create_chat(POOL, CAROL, DAVE, T0)
+    store.record_message(record(lively, T0 + timedelta(minutes=20)))
+    assert store.expire_idle(T0 + timedelta(minutes=10), ttl) == 1
+    expired = store.get_chat(quiet.id)
+    assert (expired.status, expired.ended_reason) == ("ended", "expired")
+    assert expired.ended_at == T0 + ttl
+    assert store.find_active(quiet.number, ALICE) is None
+    assert store.get_chat(lively.id).active
+    assert store.expire_idle(T0 + timedelta(minutes=10), ttl) == 0
+
+
+def test_the_message_log_counts_as_activity_and_pages_oldest_first(store):
+    chat = store.create_chat(POOL, ALICE, BOB, T0)
+    entries = [
+        record(chat, T0 + timedelta(seconds=1), text="Hi 👋"),
+        record(
+            chat,
+            T0 + timedelta(seconds=2),
+            direction=B_TO_A,
+            outcome=FAILED,
+            detail="Vonage refused the text: status 7 (Number barred).",
+            vonage_message_ids=(),
+        ),
+        record(chat, T0 + timedelta(seconds=3), vonage_message_ids=("0B01", "0B02")),
+    ]
+    for entry in entries:
+        store.record_message(entry)
+    updated = store.get_chat(chat.id)
+    assert (updated.message_count, updated.last_activity_at) == (3, T0 + timedelta(seconds=3))
+    logged = store.list_messages(chat.id)
+    assert [m.to_dict() for m in logged] == [m.to_dict() for m in entries]
+    first = store.list_messages(chat.id, limit=2)
+    rest = store.list_messages(chat.id, limit=2, after=first[-1].seq)
+    assert [m.at for m in first + rest] == [m.at for m in entries]
+
+
+def test_a_log_entry_for_an_unknown_chat_is_dropped(store):
+    store.record_message(record(Chat("e" * 32, ONE, ALICE, BOB, T0, T0), T0))
+    assert store.list_messages("e" * 32) == []
+
+
+def test_concurrent_creations_for_one_person_never_share_a_number(store):
+    rivals = [f"4477009002{n:02d}" for n in range(12)]
     barrier = threading.Barrier(len(rivals))
     won, lost = [], []
 
-    def add(partner: str) -> None:
+    def create(partner: str) -> None:
         barrier.wait()
         try:
-            store.add(Chat(number=VIRTUAL, user_a=ALICE, user_b=partner))
-            won.append(partner)
+            won.append(store.create_chat(POOL, ALICE, partner, T0))
         except Conflict:
             lost.append(partner)
 
-    threads = [threading.Thread(target=add, args=(rival,)) for rival in rivals]
+    threads = [threading.Thread(target=create, args=(rival,)) for rival in rivals]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert len(won) == 1
-    assert len(lost) == len(rivals) - 1
-    assert store.find(VIRTUAL, ALICE).partner_of(ALICE) == won[0]
-    assert all(store.find(VIRTUAL, loser) is None for loser in lost)
+    assert sorted(chat.number for chat in won) == sorted(POOL)
+    assert len(lost) == len(rivals) - len(POOL)
+    for chat in won:
+        assert store.find_active(chat.number, ALICE) == chat
+
+
+def test_a_chat_is_not_its_own_participant():
+    chat = Chat("c" * 32, ONE, ALICE, BOB, T0, T0)
+    assert (chat.partner_of(ALICE), chat.partner_of(BOB)) == (BOB, ALICE)
+    assert (chat.direction_from(ALICE), chat.direction_from(BOB)) == (A_TO_B, B_TO_A)
+    with pytest.raises(ValueError, match="not a participant"):
+        chat.partner_of(CAROL)
+
+
+@pytest.mark.parametrize("store_url", ["sqlite", "postgresql"], indirect=True)
+def test_an_sql_store_keeps_everything_across_a_restart(store_url):
+    first = open_store(store_url)
+    chat = first.create_chat(POOL, ALICE, BOB, T0)
+    first.record_message(record(chat, T0 + timedelta(seconds=1)))
+    ended = first.create_chat(POOL, CAROL, DAVE, T0)
+    first.end_chat(ended.id, "api", T0)
+    first.close()
+    second = open_store(store_url)
+    try:
+        assert second.find_active(chat.number, BOB).message_count == 1
+        assert second.get_chat(ended.id).ended_reason == "api"
+        assert len(second.list_messages(chat.id)) == 1
+        with pytest.raises(Conflict, match="already have an active chat"):
+            second.create_chat(POOL, ALICE, BOB, T0)
+    finally:
+        second.close()

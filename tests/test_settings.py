@@ -11,14 +11,15 @@ def test_without_credentials_the_service_dry_runs_on_an_example_number(caplog):
     with caplog.at_level(logging.WARNING):
         app = create_app()
     health = app.test_client().get("/").json
-    assert health == {"status": "ok", "sending": "dry-run", "virtualNumber": DRY_RUN_NUMBER}
+    assert health["sending"] == "dry-run"
+    assert health["virtualNumbers"] == [DRY_RUN_NUMBER]
     dry_run_notices = [r for r in caplog.records if "dry run" in r.getMessage()]
     assert len(dry_run_notices) == 1
 
 
 def test_with_credentials_the_service_sends_through_vonage(config):
     health = create_app(config).test_client().get("/").json
-    assert health == {"status": "ok", "sending": "vonage", "virtualNumber": "447700900000"}
+    assert (health["sending"], health["virtualNumbers"]) == ("vonage", ["447700900000"])
 
 
 def test_layers_apply_in_order_dotenv_environment_test_config(monkeypatch):
@@ -26,19 +27,19 @@ def test_layers_apply_in_order_dotenv_environment_test_config(monkeypatch):
     monkeypatch.setenv("VONAGE_TIMEOUT", "9")
     monkeypatch.setenv("DEFAULT_REGION", "DE")
     settings = create_app({"DEFAULT_REGION": "fr"}).extensions["settings"]
-    assert settings.vonage_number == "447700900010"  # from .env
+    assert settings.vonage_numbers == ("447700900010",)  # from .env
     assert settings.vonage_timeout == 9  # the environment beats .env
     assert settings.default_region == "FR"  # test_config beats the environment
 
 
 def test_the_tutorials_virtual_number_setting_is_accepted():
     settings = load_settings([{"VIRTUAL_NUMBER": "+44 7700 900020"}])
-    assert settings.vonage_number == "447700900020"
+    assert settings.vonage_numbers == ("447700900020",)
 
 
 def test_vonage_number_wins_over_its_alias_in_the_same_layer():
     settings = load_settings([{"VIRTUAL_NUMBER": "447700900020", "VONAGE_NUMBER": "447700900030"}])
-    assert settings.vonage_number == "447700900030"
+    assert settings.vonage_numbers == ("447700900030",)
 
 
 @pytest.mark.parametrize(
@@ -48,7 +49,7 @@ def test_vonage_number_wins_over_its_alias_in_the_same_layer():
         ({"VONAGE_API_SECRET": "abcdef0123456789"}, "VONAGE_API_KEY is missing"),
         (
             {"VONAGE_API_KEY": "abcd1234", "VONAGE_API_SECRET": "abcdef0123456789"},
-            "VONAGE_NUMBER is missing",
+            "VONAGE_NUMBERS is missing",
         ),
         ({"VONAGE_NUMBER": "not a number"}, r"VONAGE_NUMBER \('not a number'\) is not a phone"),
         ({"VONAGE_NUMBER": "07700900000"}, "VONAGE_NUMBER .* country code"),

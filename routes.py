@@ -1,0 +1,142 @@
+"""The service's routes: health, the chat API and Vonage's inbound-SMS webhook.
+
+Views are thin: read the request, call the proxy, shape the answer.
+"""
+
+from typing import Any
+
+from flask import Blueprint, current_app, request
+
+from chat_store import ACTIVE, ENDED
+from errors import InvalidRequest
+from sms_proxy import SmsProxy
+from webhooks import field_text, parse_inbound_sms
+
+routes = Blueprint("sms_proxy", __name__)
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+STATUSES = {"active": ACTIVE, "ended": ENDED, "all": None}
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("", "0", "false", "no", "off")
+
+
+def _proxy() -> SmsProxy:
+    return current_app.extensions["sms_proxy"]
+
+
+def _request_fields() -> dict[str, Any]:
+    """Merge the query string, a form body and a JSON object body into one mapping."""
+    fields: dict[str, Any] = dict(request.args)
+    fields.update(request.form)
+    if request.is_json and request.get_data():
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise InvalidRequest("body", "must be a JSON object")
+        fields.update(body)
+    return fields
+
+
+def _whole_number(name: str, default: int | None, *, low: int, high: int | None = None):
+    raw = request.args.get(name, "")
+    if raw == "":
+        return default
+    if not raw.isdigit() or int(raw) < low or (high is not None and int(raw) > high):
+        upper = f" to {high}" if high is not None else " or more"
+        raise InvalidRequest(name, f"must be a whole number from {low}{upper}")
+    return int(raw)
+
+
+def _page_size() -> int:
+    return _whole_number("limit", DEFAULT_PAGE_SIZE, low=1, high=MAX_PAGE_SIZE)
+
+
+def _cursor() -> int | None:
+    # Cursors are the `nextCursor` of the previous page: a position, not an offset.
+    return _whole_number("cursor", None, low=0)
+
+
+def _flag(name: str) -> bool:
+    raw = request.args.get(name, "").lower()
+    if raw not in TRUE_WORDS + FALSE_WORDS:
+        raise InvalidRequest(name, "must be true or false")
+    return raw in TRUE_WORDS
+
+
+@routes.get("/")
+def health():
+    """Say that the service is up, how it sends, where chats live and the pool of numbers."""
+    proxy = _proxy()
+    return {
+        "status": "ok",
+        "sending": proxy.sender.mode,
+        "store": proxy.store.kind,
+        "virtualNumbers": list(proxy.virtual_numbers),
+    }
+
+
+@routes.post("/chat")
+def create_chat():
+    """Start a chat between userANumber and userBNumber (query string, form or JSON)."""
+    fields = _request_fields()
+    chat = _proxy().create_chat(
+        field_text(fields, "userANumber", required=True),
+        field_text(fields, "userBNumber", required=True),
+    )
+    return chat.to_dict(), 201, {"Location": f"/chats/{chat.id}"}
+
+
+@routes.get("/chats")
+def list_chats():
+    """List chats, newest first: `status` (active, ended, all), `participant`, `number`."""
+    status = request.args.get("status", "active")
+    if status not in STATUSES:
+        raise InvalidRequest("status", "must be active, ended or all")
+    limit = _page_size()
+    # One more than asked: whether it comes back says if there is a next page.
+    chats = _proxy().list_chats(
+        status=STATUSES[status],
+        participant=request.args.get("participant") or None,
+        number=request.args.get("number") or None,
+        limit=limit + 1,
+        before=_cursor(),
+    )
+    page = chats[:limit]
+    more = len(chats) > limit
+    return {
+        "chats": [chat.to_dict() for chat in page],
+        "nextCursor": str(page[-1].seq) if more else None,
+    }
+
+
+@routes.get("/chats/<chat_id>")
+def get_chat(chat_id: str):
+    """Show one chat, active or ended."""
+    return _proxy().get_chat(chat_id).to_dict()
+
+
+@routes.delete("/chats/<chat_id>")
+def end_chat(chat_id: str):
+    """End a chat; `?notify=true` texts both people that it ended."""
+    chat, notified = _proxy().end_chat(chat_id, notify=_flag("notify"))
+    return {**chat.to_dict(), "notified": notified}
+
+
+@routes.get("/chats/<chat_id>/messages")
+def list_messages(chat_id: str):
+    """Show a chat's message log, oldest first."""
+    limit = _page_size()
+    records = _proxy().list_messages(chat_id, limit=limit + 1, after=_cursor())
+    page = records[:limit]
+    more = len(records) > limit
+    return {
+        "messages": [record.to_dict() for record in page],
+        "nextCursor": str(page[-1].seq) if more else None,
+    }
+
+
+@routes.route("/webhooks/inbound-sms", methods=["GET", "POST"])
+def inbound_sms():
+    """Relay a text Vonage received on a virtual number; 204 unless it is worth sending again."""
+    _proxy().relay(parse_inbound_sms(_request_fields()))
+    return "", 204

@@ -1,0 +1,417 @@
+"""The SQL chat store (SQLAlchemy 2 Core): SQLite on one host, PostgreSQL for several.
+
+The database, not a Python lock, keeps a person to one active chat per virtual number: each
+active chat holds two rows in `routes`, whose primary key is (number, participant), and a
+partial unique index keeps two people to one active chat together. A process that loses a
+race for a number gets an IntegrityError, and tries again on the numbers still free.
+"""
+
+import logging
+import random
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    DateTime,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from chat_store import (
+    ACTIVE,
+    ENDED,
+    EXPIRED,
+    Chat,
+    MessageRecord,
+    free_numbers,
+    new_chat_id,
+    no_free_number,
+)
+from errors import StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+# SQLite writers wait this long for each other before giving up.
+SQLITE_BUSY_TIMEOUT_SECONDS = 30
+# A key of PostgreSQL's advisory locks: workers that start together create the schema once.
+SCHEMA_LOCK_KEY = 0x534D5350  # "SMSP"
+
+
+class UtcDateTime(TypeDecorator):
+    """A moment in UTC, kept without a zone (SQLite has none) and read back zone-aware."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+# SQLite makes only INTEGER PRIMARY KEY columns count up by themselves.
+Serial = BigInteger().with_variant(Integer, "sqlite")
+ACTIVE_ONLY = {
+    "sqlite_where": text("status = 'active'"),
+    "postgresql_where": text("status = 'active'"),
+}
+
+metadata = MetaData()
+chats = Table(
+    "chats",
+    metadata,
+    Column("seq", Serial, primary_key=True, autoincrement=True),
+    Column("id", String(32), nullable=False, unique=True),
+    Column("number", String(15), nullable=False),
+    Column("user_a", String(15), nullable=False, index=True),
+    Column("user_b", String(15), nullable=False, index=True),
+    # The two participants in a fixed order: a pair has one active chat at a time.
+    Column("pair", String(31), nullable=False),
+    Column("status", String(8), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_activity_at", UtcDateTime, nullable=False),
+    Column("message_count", Integer, nullable=False, default=0),
+    Column("ended_at", UtcDateTime),
+    Column("ended_reason", String(16)),
+    Index("one_active_chat_per_pair", "pair", unique=True, **ACTIVE_ONLY),
+    Index("active_chats_by_activity", "last_activity_at", **ACTIVE_ONLY),
+)
+routes = Table(
+    "routes",
+    metadata,
+    Column("number", String(15), primary_key=True),
+    Column("participant", String(15), primary_key=True),
+    Column("chat_id", String(32), ForeignKey("chats.id"), nullable=False, index=True),
+)
+messages = Table(
+    "messages",
+    metadata,
+    Column("seq", Serial, primary_key=True, autoincrement=True),
+    Column("chat_id", String(32), ForeignKey("chats.id"), nullable=False),
+    Column("direction", String(8), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("outcome", String(8), nullable=False),
+    Column("inbound_message_id", String(64), nullable=False),
+    Column("vonage_message_ids", Text, nullable=False),
+    Column("detail", Text),
+    Column("text", Text),
+    Index("messages_of_a_chat", "chat_id", "seq"),
+)
+
+
+def database_url(raw: str) -> URL:
+    """Read a DATABASE_URL; `postgres://` and `postgresql://` mean PostgreSQL through psycopg 3.
+
+    Raises ValueError with a sentence that says what is wrong (the password never shown).
+    """
+    url = make_url(raw)
+    if url.drivername in ("postgres", "postgresql", "postgresql+psycopg"):
+        return url.set(drivername="postgresql+psycopg")
+    if url.drivername in ("sqlite", "sqlite+pysqlite"):
+        if url.database in (None, "", ":memory:"):
+            raise ValueError(
+                "names an in-memory SQLite database, which each connection would see empty: "
+                "give a file, as in sqlite:///chats.db, or leave DATABASE_URL empty for the "
+                "memory store"
+            )
+        return url.set(drivername="sqlite+pysqlite")
+    raise ValueError(
+        f"uses {url.drivername!r}: the service speaks sqlite:///path and "
+        "postgresql+psycopg://user:password@host/database"
+    )
+
+
+class SqlChatStore:
+    """Chats in an SQL database, shared by every process that is given the same URL."""
+
+    def __init__(self, url: str | URL, *, pool_size: int = 10) -> None:
+        url = database_url(str(url)) if isinstance(url, str) else url
+        self.kind = "sqlite" if url.get_backend_name() == "sqlite" else "postgresql"
+        self.url = url
+        if self.kind == "sqlite":
+            engine = create_engine(
+                url,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
+            )
+            _take_over_sqlite_transactions(engine)
+        else:
+            engine = create_engine(
+                url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            )
+        self._engine = engine
+        # On SQLite a write transaction takes the write lock when it begins (BEGIN IMMEDIATE):
+        # one that began as a reader could not become a writer once another process wrote.
+        self._write_engine = engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+
+    def create_schema(self) -> None:
+        """Create the tables and indexes that are missing (several processes may do it at once)."""
+        with self._write() as conn:
+            if self.kind == "postgresql":
+                conn.execute(select(func.pg_advisory_xact_lock(SCHEMA_LOCK_KEY)))
+            metadata.create_all(conn)
+
+    def create_chat(self, pool: Sequence[str], user_a: str, user_b: str, now: datetime) -> Chat:
+        """Start a chat on a pool number on which neither person has an active chat."""
+        # Each loss of a race takes a number away, so the pool's size bounds the tries.
+        for _ in range(len(pool) + 1):
+            try:
+                return self._try_create_chat(pool, user_a, user_b, now)
+            except IntegrityError:
+                log.debug("Lost a race for a pool number; trying again")
+        raise no_free_number(user_a, user_b, len(pool))
+
+    def _try_create_chat(
+        self, pool: Sequence[str], user_a: str, user_b: str, now: datetime
+    ) -> Chat:
+        with self._write() as conn:
+            taken = conn.execute(
+                select(routes.c.number, routes.c.participant, routes.c.chat_id).where(
+                    routes.c.participant.in_([user_a, user_b])
+                )
+            )
+            free = free_numbers(pool, user_a, user_b, {(n, p): c for n, p, c in taken})
+            values = {
+                "id": new_chat_id(),
+                # At random, so that chats spread over the pool (and Vonage's per-number limits).
+                "number": random.choice(free),
+                "user_a": user_a,
+                "user_b": user_b,
+                "pair": ":".join(sorted((user_a, user_b))),
+                "status": ACTIVE,
+                "created_at": now,
+                "last_activity_at": now,
+                "message_count": 0,
+            }
+            seq = conn.execute(insert(chats).values(values).returning(chats.c.seq)).scalar_one()
+            conn.execute(
+                insert(routes),
+                [
+                    {"number": values["number"], "participant": user, "chat_id": values["id"]}
+                    for user in (user_a, user_b)
+                ],
+            )
+        return _chat({**values, "seq": seq, "ended_at": None, "ended_reason": None})
+
+    def delete_chat(self, chat_id: str) -> None:
+        """Forget a chat entirely, as if never created (its intro texts failed)."""
+        with self._write() as conn:
+            conn.execute(delete(routes).where(routes.c.chat_id == chat_id))
+            conn.execute(delete(messages).where(messages.c.chat_id == chat_id))
+            conn.execute(delete(chats).where(chats.c.id == chat_id))
+
+    def find_active(self, number: str, participant: str) -> Chat | None:
+        """Return the active chat `participant` has on the virtual `number`, if any."""
+        query = (
+            select(chats)
+            .join(routes, routes.c.chat_id == chats.c.id)
+            .where(routes.c.number == number, routes.c.participant == participant)
+        )
+        with self._read() as conn:
+            row = conn.execute(query).mappings().first()
+        return None if row is None else _chat(row)
+
+    def get_chat(self, chat_id: str) -> Chat | None:
+        """Return the chat with this id, active or ended."""
+        with self._read() as conn:
+            row = conn.execute(select(chats).where(chats.c.id == chat_id)).mappings().first()
+        return None if row is None else _chat(row)
+
+    def list_chats(
+        self,
+        *,
+        status: str | None = ACTIVE,
+        participant: str | None = None,
+        number: str | None = None,
+        limit: int = 50,
+        before: int | None = None,
+    ) -> list[Chat]:
+        """Return chats newest first, filtered; `before` is the `seq` to continue below."""
+        query = select(chats).order_by(chats.c.seq.desc()).limit(limit)
+        if before is not None:
+            query = query.where(chats.c.seq < before)
+        if status is not None:
+            query = query.where(chats.c.status == status)
+        if participant is not None:
+            query = query.where(or_(chats.c.user_a == participant, chats.c.user_b == participant))
+        if number is not None:
+            query = query.where(chats.c.number == number)
+        with self._read() as conn:
+            return [_chat(row) for row in conn.execute(query).mappings()]
+
+    def end_chat(self, chat_id: str, reason: str, at: datetime) -> bool:
+        """End an active chat; True if this call ended it (False: unknown or ended already)."""
+        with self._write() as conn:
+            ended = conn.execute(
+                update(chats)
+                .where(chats.c.id == chat_id, chats.c.status == ACTIVE)
+                .values(status=ENDED, ended_at=at, ended_reason=reason)
+            ).rowcount
+            conn.execute(delete(routes).where(routes.c.chat_id == chat_id))
+        return ended == 1
+
+    def expire_idle(self, cutoff: datetime, ttl: timedelta) -> int:
+        """End every active chat silent since before `cutoff`; return how many."""
+        idle = select(chats.c.id).where(chats.c.status == ACTIVE, chats.c.last_activity_at < cutoff)
+        # Most calls find nothing: look before taking SQLite's write lock.
+        with self._read() as conn:
+            if conn.execute(idle.limit(1)).first() is None:
+                return 0
+        with self._write() as conn:
+            expired = conn.execute(
+                update(chats)
+                .where(chats.c.status == ACTIVE, chats.c.last_activity_at < cutoff)
+                .values(status=ENDED, ended_reason=EXPIRED)
+                .returning(chats.c.id, chats.c.last_activity_at)
+            ).all()
+            if expired:
+                conn.execute(
+                    update(chats)
+                    .where(chats.c.id == bindparam("chat_id"))
+                    .values(ended_at=bindparam("expired_at")),
+                    [{"chat_id": c, "expired_at": last + ttl} for c, last in expired],
+                )
+                conn.execute(delete(routes).where(routes.c.chat_id.in_([c for c, _ in expired])))
+        return len(expired)
+
+    def record_message(self, record: MessageRecord) -> None:
+        """Add an entry to a chat's message log and count it as the chat's latest activity."""
+        with self._write() as conn:
+            touched = conn.execute(
+                update(chats)
+                .where(chats.c.id == record.chat_id)
+                .values(message_count=chats.c.message_count + 1, last_activity_at=record.at)
+            ).rowcount
+            if touched:
+                conn.execute(
+                    insert(messages).values(
+                        chat_id=record.chat_id,
+                        direction=record.direction,
+                        at=record.at,
+                        outcome=record.outcome,
+                        inbound_message_id=record.inbound_message_id,
+                        vonage_message_ids=",".join(record.vonage_message_ids),
+                        detail=record.detail,
+                        text=record.text,
+                    )
+                )
+
+    def list_messages(
+        self, chat_id: str, *, limit: int = 50, after: int | None = None
+    ) -> list[MessageRecord]:
+        """Return a chat's message log oldest first; `after` is the `seq` to continue from."""
+        query = (
+            select(messages)
+            .where(messages.c.chat_id == chat_id)
+            .order_by(messages.c.seq)
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(messages.c.seq > after)
+        with self._read() as conn:
+            return [_message(row) for row in conn.execute(query).mappings()]
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._engine.dispose()
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with _unavailable_as_503(), self._engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with _unavailable_as_503(), self._write_engine.begin() as conn:
+            yield conn
+
+
+@contextmanager
+def _unavailable_as_503() -> Iterator[None]:
+    """Turn a database that cannot answer into `StoreUnavailable`; let constraint errors through."""
+    try:
+        yield
+    except IntegrityError:
+        raise
+    except DBAPIError as error:
+        log.error("The chat store did not answer: %s", type(error.orig).__name__)
+        raise StoreUnavailable(
+            "The chat store (the database) cannot be reached right now; try again shortly."
+        ) from error
+
+
+def _take_over_sqlite_transactions(engine: Engine) -> None:
+    """Let SQLAlchemy, not Python's sqlite3 module, begin SQLite's transactions (SQLAlchemy docs).
+
+    sqlite3 would begin one only before the first write, so reads would not see one snapshot
+    and a write transaction could not take the write lock up front.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, _record) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        # WAL: readers never wait for the writer. FULL: a committed chat survives a power cut.
+        for pragma in ("journal_mode = WAL", "synchronous = FULL", "foreign_keys = ON"):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN"))
+
+
+def _chat(row) -> Chat:
+    return Chat(
+        id=row["id"],
+        number=row["number"],
+        user_a=row["user_a"],
+        user_b=row["user_b"],
+        created_at=row["created_at"],
+        last_activity_at=row["last_activity_at"],
+        message_count=row["message_count"],
+        status=row["status"],
+        ended_at=row["ended_at"],
+        ended_reason=row["ended_reason"],
+        seq=row["seq"],
+    )
+
+
+def _message(row) -> MessageRecord:
+    ids = row["vonage_message_ids"]
+    return MessageRecord(
+        chat_id=row["chat_id"],
+        direction=row["direction"],
+        at=row["at"],
+        outcome=row["outcome"],
+        inbound_message_id=row["inbound_message_id"],
+        vonage_message_ids=tuple(ids.split(",")) if ids else (),
+        detail=row["detail"],
+        text=row["text"],
+        seq=row["seq"],
+    )
