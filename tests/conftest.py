@@ -38,7 +38,9 @@ def sms_api():
 @pytest.fixture
 def app(config, sms_api):
     """The service, built from `config`."""
-    return create_app(config)
+    app = create_app(config)
+    yield app
+    app.extensions["sms_proxy"].store.close()
 
 
 @pytest.fixture

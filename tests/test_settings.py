@@ -1,4 +1,5 @@
 import logging
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,53 @@ def test_an_empty_default_region_accepts_international_numbers_only():
     )
     assert national.status_code == 400
     assert national.json["field"] == "userANumber"
+
+
+def test_the_pool_store_ttl_and_body_settings_reach_the_proxy(tmp_path):
+    app = create_app(
+        {
+            "VONAGE_NUMBERS": "447700900010, +44 7700 900011",
+            "VONAGE_NUMBER": "447700900010",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'chats.db'}",
+            "CHAT_TTL": "3600",
+            "STORE_MESSAGE_BODIES": "true",
+        }
+    )
+    proxy = app.extensions["sms_proxy"]
+    assert proxy.virtual_numbers == ("447700900010", "447700900011")  # each number once
+    assert (proxy.store.kind, proxy.chat_ttl) == ("sqlite", timedelta(hours=1))
+    assert proxy.store_message_bodies is True
+    assert (tmp_path / "chats.db").exists()
+    proxy.store.close()
+
+
+def test_by_default_chats_live_in_memory_never_expire_and_keep_no_bodies():
+    proxy = create_app().extensions["sms_proxy"]
+    assert (proxy.store.kind, proxy.chat_ttl, proxy.store_message_bodies) == (
+        "memory",
+        None,
+        False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("layer", "message"),
+    [
+        ({"VONAGE_NUMBERS": "447700900010, taxi"}, r"VONAGE_NUMBERS \('taxi'\) is not a phone"),
+        ({"DATABASE_URL": "mysql://db/chats"}, "DATABASE_URL uses 'mysql'"),
+        ({"DATABASE_URL": "sqlite://"}, "DATABASE_URL names an in-memory SQLite database"),
+        ({"DATABASE_URL": "chats.db"}, "DATABASE_URL is not a database URL"),
+        ({"CHAT_TTL": "0"}, "CHAT_TTL .* whole number of seconds above 0"),
+        ({"CHAT_TTL": "1.5"}, "CHAT_TTL"),
+        ({"STORE_MESSAGE_BODIES": "maybe"}, "STORE_MESSAGE_BODIES .* true or false"),
+    ],
+)
+def test_a_wrong_pool_store_or_ttl_setting_stops_start_up(layer, message):
+    with pytest.raises(SettingsError, match=message):
+        create_app(layer)
+
+
+def test_a_postgres_url_means_psycopg_and_hides_its_password():
+    settings = load_settings([{"DATABASE_URL": "postgres://chat:s3cret@db.internal/proxy"}])
+    assert settings.database_url.drivername == "postgresql+psycopg"
+    assert "s3cret" not in repr(settings)

@@ -1,0 +1,324 @@
+"""Chats over a pool of numbers, as the API shows them: list, get, end, expire, message log.
+
+Every test here runs against each store (memory, SQLite, PostgreSQL) through the whole app.
+"""
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import create_engine
+
+from errors import StoreUnavailable
+from sms_proxy import END_TEXT
+from tests.support import ALICE, BOB, CAROL, DAVE, POOL
+
+WEBHOOK = "/webhooks/inbound-sms"
+T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def config(store_url) -> dict:
+    """Settings that send for real, from a pool of three numbers, with each kind of store."""
+    return {
+        "VONAGE_API_KEY": "abcd1234",
+        "VONAGE_API_SECRET": "abcdef0123456789",
+        "VONAGE_NUMBERS": ",".join(POOL),
+        "DATABASE_URL": store_url,
+    }
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock(app) -> Clock:
+    clock = Clock()
+    app.extensions["sms_proxy"].clock = clock
+    return clock
+
+
+def start(client, user_a: str, user_b: str) -> dict:
+    answer = client.post("/chat", json={"userANumber": user_a, "userBNumber": user_b})
+    assert answer.status_code == 201, answer.json
+    return answer.json
+
+
+def text(client, sender: str, number: str, body: str, message_id: str = "0A01", **extra):
+    fields = {"msisdn": sender, "to": number, "text": body, "messageId": message_id, **extra}
+    return client.post(WEBHOOK, data=fields)
+
+
+def test_a_person_chats_on_every_number_of_the_pool_and_then_gets_a_409(client, sms_api):
+    chats = [start(client, ALICE, partner) for partner in (BOB, CAROL, DAVE)]
+    assert sorted(chat["virtualNumber"] for chat in chats) == sorted(POOL)
+    # Each intro comes from the number of its own chat.
+    intros = {(s["to"], s["from"]) for s in sms_api.sent}
+    for chat in chats:
+        assert (ALICE, chat["virtualNumber"]) in intros
+        assert (chat["userBNumber"], chat["virtualNumber"]) in intros
+    sms_api.mock.calls.reset()
+    answer = client.post("/chat", json={"userANumber": "447700900005", "userBNumber": ALICE})
+    assert answer.status_code == 409
+    assert "No virtual number is free" in answer.json["message"]
+    assert "all 3 virtual numbers" in answer.json["message"]
+    assert sms_api.sent == []
+
+
+def test_a_reply_is_routed_by_sender_and_the_number_it_was_sent_to(client, sms_api):
+    chats = {partner: start(client, ALICE, partner) for partner in (BOB, CAROL, DAVE)}
+    sms_api.mock.calls.reset()
+    for partner, chat in chats.items():
+        assert text(client, ALICE, chat["virtualNumber"], f"hi {partner}").status_code == 204
+        assert text(client, partner, chat["virtualNumber"], "hi Alice").status_code == 204
+    expected = []
+    for partner, chat in chats.items():
+        expected += [
+            (chat["virtualNumber"], partner, f"hi {partner}", "text"),
+            (chat["virtualNumber"], ALICE, "hi Alice", "text"),
+        ]
+    assert sms_api.texts() == expected
+
+
+def test_chats_are_listed_active_by_default_and_filtered(client, sms_api):
+    ab, ac, bd = start(client, ALICE, BOB), start(client, ALICE, CAROL), start(client, BOB, DAVE)
+    assert client.delete(f"/chats/{ac['id']}").status_code == 200
+
+    def listed(query: str = "") -> list[str]:
+        answer = client.get(f"/chats{query}")
+        assert answer.status_code == 200, answer.json
+        return [chat["id"] for chat in answer.json["chats"]]
+
+    assert listed() == [bd["id"], ab["id"]]
+    assert listed("?status=active") == [bd["id"], ab["id"]]
+    assert listed("?status=ended") == [ac["id"]]
+    assert listed("?status=all") == [bd["id"], ac["id"], ab["id"]]
+    # A participant is read as people type numbers (here a national UK number).
+    assert listed("?status=all&participant=07700%20900001") == [ac["id"], ab["id"]]
+    assert listed(f"?participant={DAVE}") == [bd["id"]]
+    assert listed(f"?status=all&number={ab['virtualNumber']}") == [
+        c
+        for c in (bd["id"], ac["id"], ab["id"])
+        if client.get(f"/chats/{c}").json["virtualNumber"] == ab["virtualNumber"]
+    ]
+
+
+def test_the_chat_list_pages_with_a_cursor(client, sms_api):
+    people = [f"4477009003{n:02d}" for n in range(7)]
+    made = [start(client, people[n], people[n + 1])["id"] for n in range(0, 6, 2)]
+    made += [start(client, people[6], ALICE)["id"]]
+    seen, cursor, pages = [], None, 0
+    while True:
+        query = "?limit=3" + (f"&cursor={cursor}" if cursor else "")
+        page = client.get(f"/chats{query}").json
+        seen += [chat["id"] for chat in page["chats"]]
+        pages += 1
+        cursor = page["nextCursor"]
+        if cursor is None:
+            break
+    assert seen == made[::-1]
+    assert pages == 2
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("status=open", "status"),
+        ("participant=taxi", "participant"),
+        ("number=12", "number"),
+        ("limit=0", "limit"),
+        ("limit=501", "limit"),
+        ("limit=ten", "limit"),
+        ("cursor=-1", "cursor"),
+    ],
+)
+def test_a_bad_list_query_gets_a_400_naming_the_field(client, query, field):
+    answer = client.get(f"/chats?{query}")
+    assert answer.status_code == 400
+    assert answer.json["field"] == field
+
+
+def test_a_chat_shows_its_activity_and_message_count(client, sms_api, clock):
+    chat = start(client, ALICE, BOB)
+    clock.advance(42)
+    text(client, BOB, chat["virtualNumber"], "On my way")
+    shown = client.get(f"/chats/{chat['id']}").json
+    assert shown == {
+        **chat,
+        "lastActivityAt": (T0 + timedelta(seconds=42)).isoformat(),
+        "messageCount": 1,
+    }
+    assert shown["createdAt"] == T0.isoformat()
+
+
+@pytest.mark.parametrize("method", ["get", "delete"])
+def test_an_unknown_chat_gets_a_404(client, method):
+    answer = getattr(client, method)("/chats/0123456789abcdef0123456789abcdef")
+    assert answer.status_code == 404
+    assert answer.json["error"] == "not_found"
+    assert client.get("/chats/nope/messages").status_code == 404
+
+
+def test_an_ended_chat_relays_nothing_and_frees_its_people(client, sms_api, clock):
+    chat = start(client, ALICE, BOB)
+    sms_api.mock.calls.reset()
+    clock.advance(10)
+    answer = client.delete(f"/chats/{chat['id']}")
+    assert answer.status_code == 200
+    assert answer.json["status"] == "ended"
+    assert answer.json["endedReason"] == "api"
+    assert answer.json["endedAt"] == (T0 + timedelta(seconds=10)).isoformat()
+    assert answer.json["notified"] == []
+    assert sms_api.sent == []  # no notice unless asked for
+    assert text(client, ALICE, chat["virtualNumber"], "hello?").status_code == 204
+    assert sms_api.sent == []
+    again = start(client, BOB, ALICE)
+    assert again["id"] != chat["id"]
+
+
+def test_ending_a_chat_can_text_both_people_from_its_number(client, sms_api):
+    chat = start(client, ALICE, BOB)
+    sms_api.mock.calls.reset()
+    answer = client.delete(f"/chats/{chat['id']}?notify=true")
+    assert answer.json["notified"] == ["userA", "userB"]
+    number = chat["virtualNumber"]
+    assert sms_api.texts() == [(number, ALICE, END_TEXT, "text"), (number, BOB, END_TEXT, "text")]
+    # Ending it again changes nothing and texts no one.
+    sms_api.mock.calls.reset()
+    second = client.delete(f"/chats/{chat['id']}?notify=true")
+    assert second.status_code == 200
+    assert (second.json["endedAt"], second.json["notified"]) == (answer.json["endedAt"], [])
+    assert sms_api.sent == []
+
+
+def test_a_failed_end_notice_still_ends_the_chat_and_says_who_was_told(client, sms_api):
+    chat = start(client, ALICE, BOB)
+    sms_api.then("send-ok", "send-number-barred")
+    answer = client.delete(f"/chats/{chat['id']}?notify=1")
+    assert (answer.status_code, answer.json["status"]) == (200, "ended")
+    assert answer.json["notified"] == ["userA"]
+
+
+def test_a_bad_notify_flag_gets_a_400_and_ends_nothing(client, sms_api):
+    chat = start(client, ALICE, BOB)
+    answer = client.delete(f"/chats/{chat['id']}?notify=maybe")
+    assert (answer.status_code, answer.json["field"]) == (400, "notify")
+    assert client.get(f"/chats/{chat['id']}").json["status"] == "active"
+
+
+def test_a_silent_chat_expires_after_the_ttl_and_says_when(client, sms_api, clock, app):
+    app.extensions["sms_proxy"].chat_ttl = timedelta(seconds=60)
+    chat = start(client, ALICE, BOB)
+    number = chat["virtualNumber"]
+    clock.advance(50)
+    text(client, ALICE, number, "still there?")  # activity: the 60 s start again
+    clock.advance(50)
+    assert client.get(f"/chats/{chat['id']}").json["status"] == "active"
+    sms_api.mock.calls.reset()
+    clock.advance(11)
+    assert text(client, BOB, number, "too late", "0A02").status_code == 204
+    assert sms_api.sent == []
+    shown = client.get(f"/chats/{chat['id']}").json
+    assert (shown["status"], shown["endedReason"]) == ("ended", "expired")
+    assert shown["endedAt"] == (T0 + timedelta(seconds=110)).isoformat()
+
+
+def test_expired_chats_leave_the_active_list_and_free_their_numbers(client, sms_api, clock, app):
+    app.extensions["sms_proxy"].chat_ttl = timedelta(seconds=60)
+    chats = [start(client, ALICE, partner)["id"] for partner in (BOB, CAROL, DAVE)]
+    clock.advance(61)
+    assert client.get("/chats").json["chats"] == []
+    ended = client.get("/chats?status=ended").json["chats"]
+    assert sorted(chat["id"] for chat in ended) == sorted(chats)
+    assert {chat["endedReason"] for chat in ended} == {"expired"}
+    start(client, ALICE, "447700900005")  # the pool is free again
+
+
+def test_the_message_log_records_each_text_without_its_body(client, sms_api):
+    chat = start(client, ALICE, BOB)
+    number = chat["virtualNumber"]
+    text(client, ALICE, number, "Where are you?", "0A01")
+    sms_api.then("send-number-barred")
+    text(client, BOB, number, "Outside", "0A02")
+    client.post(WEBHOOK, data={"msisdn": BOB, "to": number, "messageId": "0A03", "type": "binary"})
+    sms_api.then("send-throttled")
+    assert text(client, ALICE, number, "retry me", "0A04").status_code == 503  # not logged yet
+    log = client.get(f"/chats/{chat['id']}/messages").json
+    assert log["nextCursor"] is None
+    entries = log["messages"]
+    assert [(e["direction"], e["outcome"], e["inboundMessageId"]) for e in entries] == [
+        ("a-to-b", "sent", "0A01"),
+        ("b-to-a", "failed", "0A02"),
+        ("b-to-a", "skipped", "0A03"),
+    ]
+    assert entries[0]["vonageMessageIds"] == ["0A0000000123ABCD1"]
+    assert entries[0]["detail"] is None
+    assert "status 7" in entries[1]["detail"]
+    assert entries[2]["detail"] == "binary messages are not relayed"
+    assert {e["text"] for e in entries} == {None}
+    assert client.get(f"/chats/{chat['id']}").json["messageCount"] == 3
+
+
+def test_bodies_are_kept_only_when_store_message_bodies_is_on(client, sms_api, app):
+    app.extensions["sms_proxy"].store_message_bodies = True
+    chat = start(client, ALICE, BOB)
+    text(client, ALICE, chat["virtualNumber"], "Blue Prius 🚕")
+    (entry,) = client.get(f"/chats/{chat['id']}/messages").json["messages"]
+    assert entry["text"] == "Blue Prius 🚕"
+
+
+def test_the_message_log_pages_with_a_cursor(client, sms_api):
+    chat = start(client, ALICE, BOB)
+    for n in range(5):
+        text(client, ALICE, chat["virtualNumber"], f"text {n}", f"0A{n:02d}")
+    first = client.get(f"/chats/{chat['id']}/messages?limit=3").json
+    rest = client.get(f"/chats/{chat['id']}/messages?limit=3&cursor={first['nextCursor']}").json
+    ids = [e["inboundMessageId"] for e in first["messages"] + rest["messages"]]
+    assert ids == [f"0A{n:02d}" for n in range(5)]
+    assert rest["nextCursor"] is None
+
+
+def test_a_chat_whose_intro_failed_is_not_listed(client, sms_api):
+    sms_api.then("send-ok", "send-invalid-to")
+    assert client.post("/chat", json={"userANumber": ALICE, "userBNumber": BOB}).status_code == 502
+    assert client.get("/chats?status=all").json["chats"] == []
+
+
+@pytest.mark.parametrize("store_url", ["sqlite", "postgresql"], indirect=True)
+def test_a_store_that_cannot_answer_gets_a_503_so_vonage_tries_again(app, client, sms_api):
+    store = app.extensions["sms_proxy"].store
+    chat = start(client, ALICE, BOB)
+    # A database nobody listens on: every query fails to connect.
+    store._engine = store._write_engine = create_engine(
+        "postgresql+psycopg://nobody@127.0.0.1:1/none", connect_args={"connect_timeout": 2}
+    )
+    answer = text(client, ALICE, chat["virtualNumber"], "hello")
+    assert answer.status_code == 503
+    assert answer.json["error"] == "store_unavailable"
+    assert client.get("/chats").status_code == 503
+
+
+def test_a_text_sent_but_not_logged_is_not_sent_again(app, client, sms_api, caplog, monkeypatch):
+    chat = start(client, ALICE, BOB)
+    store = app.extensions["sms_proxy"].store
+
+    def unavailable(record):
+        raise StoreUnavailable("The chat store (the database) cannot be reached right now.")
+
+    monkeypatch.setattr(store, "record_message", unavailable)
+    sms_api.mock.calls.reset()
+    with caplog.at_level(logging.ERROR):
+        answer = text(client, ALICE, chat["virtualNumber"], "hello")
+    assert answer.status_code == 204  # a 5xx would make Vonage deliver it, and us send it, again
+    assert len(sms_api.sent) == 1
+    assert "was not logged" in caplog.text
