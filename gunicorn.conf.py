@@ -1,9 +1,42 @@
-"""Gunicorn settings for the README's run command (options on the command line win)."""
+"""Gunicorn settings for the README's run command (options on the command line win).
 
-# The chats live in the worker's memory, so there is one worker; its threads serve requests
-# at the same time (a relay mostly waits on Vonage's answer).
+With an SQL store (DATABASE_URL) every worker process shares the chats, so there is one
+worker per core. With the memory store each worker would have chats of its own, and a reply
+reaching another worker than its chat would be dropped: there is one worker, and a command
+line that asks for more is refused.
+"""
+
+import os
+import sys
+
+from dotenv import dotenv_values
+
 bind = "127.0.0.1:3000"
-workers = 1
+# A relay mostly waits on Vonage's answer: each worker's threads serve requests meanwhile.
 threads = 8
 # Gunicorn 27's control socket sits at one path per user; two services would clash there.
 control_socket_disable = True
+
+
+def _database_url() -> str:
+    # The same layers as the app's settings: the environment wins over .env.
+    if "DATABASE_URL" in os.environ:
+        return os.environ["DATABASE_URL"].strip()
+    return (dotenv_values(".env").get("DATABASE_URL") or "").strip()
+
+
+# WEB_CONCURRENCY (gunicorn's own variable) or --workers choose another count.
+sql_workers = int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count() or 1)
+workers = sql_workers if _database_url() else 1
+
+
+def on_starting(server) -> None:
+    """Refuse several workers on the memory store: they would split the chats between them."""
+    if not _database_url() and server.cfg.workers > 1:
+        server.log.error(
+            "The memory store keeps chats in one process, so it runs one worker (here %d "
+            "were asked for): a reply reaching another worker than its chat would be dropped. "
+            "Set DATABASE_URL to an SQL store to run several workers.",
+            server.cfg.workers,
+        )
+        sys.exit(1)
