@@ -1,36 +1,32 @@
 """The service as a user runs it: gunicorn, the real SDK, and a TLS stand-in for Vonage.
 
 Thousands of inbound webhooks in each of Vonage's three formats, sent concurrently, must each
-be relayed exactly once, to the right number, from the virtual number, with the text unchanged.
+be relayed exactly once, to the right number, from the right virtual number, text unchanged:
+on one number with the memory store, and over a pool of ten numbers with each store, the SQL
+ones served by two worker processes.
 """
 
 import os
 import random
-import socket
-import subprocess
-import sys
 import threading
-import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import requests
 
+from tests.service import run_service, webhook
 from tests.vonage_standin import VonageStandIn
 
-PROJECT = Path(__file__).resolve().parent.parent
 VIRTUAL = "447700900000"
 CHATS = 100
 WEBHOOKS_PER_FORMAT = int(os.environ.get("E2E_WEBHOOKS_PER_FORMAT", "1000"))
 CONCURRENCY = 16
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+FORMATS = ("GET", "POST", "POST-JSON")
+# The pool test: 1,000 chats over 10 numbers, 400 people, each of them in 5 chats.
+POOL = [f"4477009009{n:02d}" for n in range(10)]
+PEOPLE = 400
+POOL_CHATS = 1000
 
 
 @pytest.fixture
@@ -41,67 +37,26 @@ def standin(tmp_path):
 
 @pytest.fixture
 def service(tmp_path, standin):
-    """The README's run command (gunicorn), aimed at the stand-in; yields its URL and log."""
-    port = free_port()
-    log_file = tmp_path / "service.log"
-    env = {
-        **os.environ,
-        "VONAGE_API_KEY": "abcd1234",
-        "VONAGE_API_SECRET": "abcdef0123456789",
-        "VONAGE_NUMBER": VIRTUAL,
-        "VONAGE_REST_HOST": standin.host,
-        "VONAGE_TIMEOUT": "5",
-        "DEFAULT_REGION": "GB",
-        "LOG_LEVEL": "INFO",
-        "REQUESTS_CA_BUNDLE": str(standin.ca_file),
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "app:create_app()",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--access-logfile",
-        "-",  # on here, to show that it hides numbers and texts too
-    ]
-    with log_file.open("w") as log:
-        process = subprocess.Popen(command, cwd=PROJECT, env=env, stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(url, process, log_file)
-        yield url, log_file
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def wait_until_up(url: str, process: subprocess.Popen, log_file: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the service exited at start-up:\n{log_file.read_text()}")
-        try:
-            if requests.get(url, timeout=1).status_code == 200:
-                return
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    pytest.fail(f"the service did not answer within 30 s:\n{log_file.read_text()}")
+    """The README's run command on the memory store and one number, its access log on."""
+    with run_service(tmp_path, standin, numbers=[VIRTUAL], access_log=True) as service:
+        yield service.url, service.log_file
 
 
 def person(n: int) -> str:
     return f"447700{900001 + n}"
 
 
-def webhook(session: requests.Session, url: str, fmt: str, fields: dict) -> int:
-    target = f"{url}/webhooks/inbound-sms"
-    if fmt == "GET":
-        answer = session.get(target, params=fields, timeout=30)
-    elif fmt == "POST":
-        answer = session.post(target, data=fields, timeout=30)
-    else:
-        answer = session.post(target, json=fields, timeout=30)
-    return answer.status_code
+def in_parallel(function, jobs: list) -> list:
+    """Run `function` over `jobs` on CONCURRENCY threads, each with its own HTTP session."""
+    local = threading.local()
+
+    def run(job):
+        if not hasattr(local, "session"):
+            local.session = requests.Session()
+        return function(local.session, job)
+
+    with ThreadPoolExecutor(CONCURRENCY) as pool:
+        return list(pool.map(run, jobs))
 
 
 def test_every_webhook_is_relayed_exactly_once_in_each_format(service, standin):
@@ -123,7 +78,7 @@ def test_every_webhook_is_relayed_exactly_once_in_each_format(service, standin):
 
     rng = random.Random(2)
     jobs, expected = [], Counter()
-    for fmt in ("GET", "POST", "POST-JSON"):
+    for fmt in FORMATS:
         for i in range(WEBHOOKS_PER_FORMAT):
             user_a, user_b = rng.choice(chats)
             sender, partner = (user_a, user_b) if rng.random() < 0.5 else (user_b, user_a)
@@ -142,15 +97,7 @@ def test_every_webhook_is_relayed_exactly_once_in_each_format(service, standin):
             jobs.append((fmt, fields))
             expected[VIRTUAL, partner, text, "unicode" if i % 5 == 0 else "text"] += 1
 
-    local = threading.local()
-
-    def run(job: tuple[str, dict]) -> int:
-        if not hasattr(local, "session"):
-            local.session = requests.Session()
-        return webhook(local.session, url, *job)
-
-    with ThreadPoolExecutor(CONCURRENCY) as pool:
-        answers = Counter(pool.map(run, jobs))
+    answers = Counter(in_parallel(lambda session, job: webhook(session, url, *job), jobs))
 
     assert answers == {204: len(jobs)}
     relayed = Counter(
@@ -163,3 +110,72 @@ def test_every_webhook_is_relayed_exactly_once_in_each_format(service, standin):
     leaks = [p for p in {p for chat in chats for p in chat} if p in log]
     assert leaks == []
     assert "pick-up at gate" not in log
+
+
+def chats_of_several_people() -> list[tuple[str, str]]:
+    """1,000 pairs of 400 people, each person in 5 of them (never the same pair twice)."""
+    pairs = [(n, (n + step) % PEOPLE) for step in (1, 2) for n in range(PEOPLE)]
+    pairs += [(n, n + PEOPLE // 2) for n in range(PEOPLE // 2)]
+    assert len(pairs) == POOL_CHATS
+    return [(person(a), person(b)) for a, b in pairs]
+
+
+@pytest.mark.parametrize(
+    ("store_url", "workers"),
+    [("memory", 1), ("sqlite", 2), ("postgresql", 2)],
+    indirect=["store_url"],
+)
+def test_a_thousand_chats_over_a_pool_of_ten_relay_exactly(tmp_path, standin, store_url, workers):
+    with run_service(
+        tmp_path,
+        standin,
+        numbers=POOL,
+        database_url=store_url,
+        args=("--workers", str(workers)) if store_url else (),
+    ) as service:
+        url = service.url
+        assert requests.get(url, timeout=5).json()["store"] in ("memory", "sqlite", "postgresql")
+
+        def create(session, pair):
+            body = {"userANumber": pair[0], "userBNumber": pair[1]}
+            answer = session.post(f"{url}/chat", json=body, timeout=30)
+            assert answer.status_code == 201, answer.text
+            return answer.json()
+
+        chats = in_parallel(create, chats_of_several_people())
+        # Nobody has two active chats on one number, and the intros came from each chat's own.
+        routes = Counter(
+            (c["virtualNumber"], p) for c in chats for p in (c["userANumber"], c["userBNumber"])
+        )
+        assert max(routes.values()) == 1
+        assert Counter((s["from"], s["to"]) for s in standin.sent) == Counter(
+            {
+                (c["virtualNumber"], c[role]): 1
+                for c in chats
+                for role in ("userANumber", "userBNumber")
+            }
+        )
+        sent_before = len(standin.sent)
+
+        jobs, expected = [], Counter()
+        for n, chat in enumerate(chats):
+            number, user_a, user_b = chat["virtualNumber"], chat["userANumber"], chat["userBNumber"]
+            for sender, partner in ((user_a, user_b), (user_b, user_a)):
+                text = f"chat {n}: from ...{sender[-4:]} to ...{partner[-4:]}"
+                fields = {
+                    "msisdn": sender,
+                    "to": number,
+                    "messageId": f"{n:04d}{sender}",
+                    "text": text,
+                }
+                jobs.append((FORMATS[len(jobs) % 3], fields))
+                expected[number, partner, text] += 1
+        random.Random(3).shuffle(jobs)
+        answers = Counter(in_parallel(lambda session, job: webhook(session, url, *job), jobs))
+        assert answers == {204: len(jobs)}
+        relayed = Counter((s["from"], s["to"], s["text"]) for s in standin.sent[sent_before:])
+        assert relayed == expected  # each text once, to the partner, from its chat's number
+
+        listed = requests.get(f"{url}/chats?limit=500", timeout=30).json()
+        assert len(listed["chats"]) == 500 and listed["nextCursor"]
+        assert {c["messageCount"] for c in listed["chats"]} == {2}

@@ -1,0 +1,110 @@
+"""The service as a user runs it, for the tests that need real processes: gunicorn, the real
+SDK, and a TLS stand-in for Vonage's SMS API."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.vonage_standin import VonageStandIn
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """Return a loopback port nobody listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Service:
+    """A running gunicorn: its URL, its log file, and its process group."""
+
+    url: str
+    log_file: Path
+    process: subprocess.Popen
+
+    def kill_hard(self) -> None:
+        """kill -9 the master and every worker at once, as a crash or an OOM killer would."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+
+@contextmanager
+def run_service(
+    directory: Path,
+    standin: VonageStandIn,
+    *,
+    numbers: list[str],
+    database_url: str = "",
+    args: tuple[str, ...] = (),
+    access_log: bool = False,
+) -> Iterator[Service]:
+    """Start the README's run command (gunicorn with gunicorn.conf.py), aimed at `standin`."""
+    port = free_port()
+    log_file = directory / f"service-{port}.log"
+    env = {
+        **os.environ,
+        "VONAGE_API_KEY": "abcd1234",
+        "VONAGE_API_SECRET": "abcdef0123456789",
+        "VONAGE_NUMBERS": ",".join(numbers),
+        "VONAGE_REST_HOST": standin.host,
+        "VONAGE_TIMEOUT": "5",
+        "DEFAULT_REGION": "GB",
+        "LOG_LEVEL": "INFO",
+        "DATABASE_URL": database_url,
+        "REQUESTS_CA_BUNDLE": str(standin.ca_file),
+    }
+    command = [sys.executable, "-m", "gunicorn", "app:create_app()", "--bind"]
+    command += [f"127.0.0.1:{port}", *args]
+    if access_log:
+        command += ["--access-logfile", "-"]
+    with log_file.open("a") as log:
+        process = subprocess.Popen(
+            command, cwd=PROJECT, env=env, stdout=log, stderr=log, start_new_session=True
+        )
+    service = Service(f"http://127.0.0.1:{port}", log_file, process)
+    try:
+        wait_until_up(service)
+        yield service
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def wait_until_up(service: Service) -> None:
+    """Wait for the health route to answer; fail with the service's log if it never does."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if service.process.poll() is not None:
+            pytest.fail(f"the service exited at start-up:\n{service.log_file.read_text()}")
+        try:
+            if requests.get(service.url, timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    pytest.fail(f"the service did not answer within 30 s:\n{service.log_file.read_text()}")
+
+
+def webhook(session: requests.Session, url: str, fmt: str, fields: dict) -> int:
+    """Deliver an inbound-SMS webhook in Vonage's format `fmt`; return the HTTP status."""
+    target = f"{url}/webhooks/inbound-sms"
+    if fmt == "GET":
+        answer = session.get(target, params=fields, timeout=30)
+    elif fmt == "POST":
+        answer = session.post(target, data=fields, timeout=30)
+    else:
+        answer = session.post(target, json=fields, timeout=30)
+    return answer.status_code
