@@ -9,14 +9,15 @@ from typing import Any
 import click
 from dotenv import dotenv_values
 from flask import Flask, current_app, jsonify
+from flask.cli import with_appcontext
 from werkzeug.exceptions import HTTPException
 
 from chat_store import ChatStore, MemoryChatStore
-from errors import SmsProxyError
+from errors import SmsProxyError, StoreUnavailable
 from logs import configure_logging
 from phone_numbers import mask
 from routes import routes
-from settings import Settings, load_settings
+from settings import Settings, SettingsError, load_settings
 from sms_proxy import SmsProxy
 from sms_sender import DryRunSender, VonageSender
 from sql_store import SqlChatStore
@@ -72,17 +73,21 @@ def build_store(settings: Settings) -> ChatStore:
     if settings.database_url is None:
         log.info("Chats are kept in memory: one process, gone at exit (see DATABASE_URL).")
         return MemoryChatStore()
+    where = settings.database_url.render_as_string(hide_password=True)
     store = SqlChatStore(settings.database_url)
-    store.create_schema()
-    log.info(
-        "Chats are kept in %s at %s.",
-        store.kind,
-        settings.database_url.render_as_string(hide_password=True),
-    )
+    try:
+        store.create_schema()
+    except StoreUnavailable as error:
+        store.close()
+        raise SettingsError(
+            f"DATABASE_URL ({where}) cannot be used: {error.__cause__.orig}".strip()
+        ) from None
+    log.info("Chats are kept in %s at %s.", store.kind, where)
     return store
 
 
 @click.command("init-db")
+@with_appcontext
 def init_db_command() -> None:
     """Create the SQL store's tables and indexes where missing (DATABASE_URL)."""
     store = current_app.extensions["sms_proxy"].store

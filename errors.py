@@ -41,8 +41,9 @@ class ChatNotFound(SmsProxyError):
     status = 404
     kind = "not_found"
 
-    def __init__(self, chat_id: str) -> None:
-        super().__init__(f"There is no chat with the id {chat_id!r}.")
+    def __init__(self) -> None:
+        # The id is not echoed: whatever a caller put in the URL stays out of the answer.
+        super().__init__("There is no chat with that id.")
 
 
 class Conflict(SmsProxyError):

@@ -90,7 +90,7 @@ class SmsProxy:
         """Return a chat, active or ended, or raise `ChatNotFound`."""
         chat = self.store.get_chat(chat_id)
         if chat is None:
-            raise ChatNotFound(chat_id)
+            raise ChatNotFound
         return self._expire_if_idle(chat)
 
     def list_chats(

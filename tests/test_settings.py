@@ -129,3 +129,25 @@ def test_a_postgres_url_means_psycopg_and_hides_its_password():
     settings = load_settings([{"DATABASE_URL": "postgres://chat:s3cret@db.internal/proxy"}])
     assert settings.database_url.drivername == "postgresql+psycopg"
     assert "s3cret" not in repr(settings)
+
+
+def test_a_database_that_cannot_be_reached_stops_start_up_naming_it_without_its_password():
+    url = "postgresql+psycopg://chat:s3cret@127.0.0.1:1/proxy"
+    with pytest.raises(
+        SettingsError, match=r"DATABASE_URL \(.*chat:\*\*\*@127.0.0.1:1.*\) cannot be used"
+    ) as raised:
+        create_app({"DATABASE_URL": url})
+    assert "s3cret" not in str(raised.value)
+
+
+def test_flask_init_db_creates_the_schema_of_an_sql_store(tmp_path):
+    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'chats.db'}"})
+    result = app.test_cli_runner().invoke(args=["init-db"])
+    assert (result.exit_code, result.output) == (0, "The sqlite schema is ready.\n")
+    app.extensions["sms_proxy"].store.close()
+
+
+def test_flask_init_db_says_the_memory_store_needs_no_schema():
+    result = create_app().test_cli_runner().invoke(args=["init-db"])
+    assert result.exit_code == 1
+    assert "the memory store needs no schema" in result.output
