@@ -119,7 +119,9 @@ def pair_conflict(user_a: str, user_b: str, chat_id: str, number: str) -> Confli
 
 def no_free_number(user_a: str, user_b: str, pool_size: int) -> Conflict:
     """The error for two people who, between them, are busy on every number of the pool."""
-    pool = "the virtual number" if pool_size == 1 else f"all {pool_size} virtual numbers"
+    pool = {1: "the virtual number", 2: "both virtual numbers"}.get(
+        pool_size, f"all {pool_size} virtual numbers"
+    )
     return Conflict(
         f"No virtual number is free for userANumber ({mask(user_a)}) and userBNumber "
         f"({mask(user_b)}): between them they already have active chats on {pool} of the "
