@@ -6,6 +6,7 @@ import responses
 from app import create_app
 from settings import ALIASES, DEFAULTS
 from tests.support import ALICE, BOB, VIRTUAL, SmsApi, postgres_schema, require_postgres
+from tests.vonage_standin import VonageStandIn
 
 STORES = ["memory", "sqlite", "postgresql"]
 
@@ -68,3 +69,10 @@ def store_url(request, tmp_path):
     else:
         with postgres_schema(require_postgres()) as url:
             yield url
+
+
+@pytest.fixture
+def standin(tmp_path):
+    """A TLS stand-in for Vonage's SMS API on loopback, for tests that run the real service."""
+    with VonageStandIn(tmp_path) as standin:
+        yield standin

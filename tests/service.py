@@ -18,6 +18,8 @@ import requests
 from tests.vonage_standin import VonageStandIn
 
 PROJECT = Path(__file__).resolve().parent.parent
+# Ten virtual numbers, out of the range the tests' people are numbered in.
+POOL_OF_TEN = [f"4477009009{n:02d}" for n in range(10)]
 
 
 def free_port() -> int:

@@ -11,19 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from tests.service import POOL_OF_TEN as POOL
 from tests.service import run_service, webhook
-from tests.vonage_standin import VonageStandIn
 
-POOL = [f"4477009009{n:02d}" for n in range(10)]
 CLIENTS = 8
 PAIRS = 1500
 KILL_AFTER = 300
-
-
-@pytest.fixture
-def standin(tmp_path):
-    with VonageStandIn(tmp_path) as standin:
-        yield standin
 
 
 @pytest.mark.parametrize("store_url", ["sqlite", "postgresql"], indirect=True)

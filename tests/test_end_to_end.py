@@ -15,8 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from tests.service import POOL_OF_TEN as POOL
 from tests.service import run_service, webhook
-from tests.vonage_standin import VonageStandIn
 
 VIRTUAL = "447700900000"
 CHATS = 100
@@ -24,15 +24,8 @@ WEBHOOKS_PER_FORMAT = int(os.environ.get("E2E_WEBHOOKS_PER_FORMAT", "1000"))
 CONCURRENCY = 16
 FORMATS = ("GET", "POST", "POST-JSON")
 # The pool test: 1,000 chats over 10 numbers, 400 people, each of them in 5 chats.
-POOL = [f"4477009009{n:02d}" for n in range(10)]
 PEOPLE = 400
 POOL_CHATS = 1000
-
-
-@pytest.fixture
-def standin(tmp_path):
-    with VonageStandIn(tmp_path) as standin:
-        yield standin
 
 
 @pytest.fixture
