@@ -9,6 +9,7 @@ from flask import Blueprint, current_app, request
 
 from chat_store import ACTIVE, ENDED
 from errors import InvalidRequest
+from settings import BOOLEANS
 from sms_proxy import SmsProxy
 from webhooks import field_text, parse_inbound_sms
 
@@ -17,8 +18,6 @@ routes = Blueprint("sms_proxy", __name__)
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 STATUSES = {"active": ACTIVE, "ended": ENDED, "all": None}
-TRUE_WORDS = ("1", "true", "yes", "on")
-FALSE_WORDS = ("", "0", "false", "no", "off")
 
 
 def _proxy() -> SmsProxy:
@@ -37,7 +36,9 @@ def _request_fields() -> dict[str, Any]:
     return fields
 
 
-def _whole_number(name: str, default: int | None, *, low: int, high: int | None = None):
+def _whole_number(
+    name: str, default: int | None, *, low: int, high: int | None = None
+) -> int | None:
     raw = request.args.get(name, "")
     if raw == "":
         return default
@@ -57,10 +58,19 @@ def _cursor() -> int | None:
 
 
 def _flag(name: str) -> bool:
-    raw = request.args.get(name, "").lower()
-    if raw not in TRUE_WORDS + FALSE_WORDS:
+    raw = request.args.get(name, "false").lower()
+    if raw not in BOOLEANS:
         raise InvalidRequest(name, "must be true or false")
-    return raw in TRUE_WORDS
+    return BOOLEANS[raw]
+
+
+def _page(key: str, items: list, limit: int) -> dict[str, Any]:
+    """Shape a page fetched with one item more than `limit`: that one says a next page exists."""
+    page = items[:limit]
+    return {
+        key: [item.to_dict() for item in page],
+        "nextCursor": str(page[-1].seq) if len(items) > limit else None,
+    }
 
 
 @routes.get("/")
@@ -93,7 +103,6 @@ def list_chats():
     if status not in STATUSES:
         raise InvalidRequest("status", "must be active, ended or all")
     limit = _page_size()
-    # One more than asked: whether it comes back says if there is a next page.
     chats = _proxy().list_chats(
         status=STATUSES[status],
         participant=request.args.get("participant") or None,
@@ -101,12 +110,7 @@ def list_chats():
         limit=limit + 1,
         before=_cursor(),
     )
-    page = chats[:limit]
-    more = len(chats) > limit
-    return {
-        "chats": [chat.to_dict() for chat in page],
-        "nextCursor": str(page[-1].seq) if more else None,
-    }
+    return _page("chats", chats, limit)
 
 
 @routes.get("/chats/<chat_id>")
@@ -127,12 +131,7 @@ def list_messages(chat_id: str):
     """Show a chat's message log, oldest first."""
     limit = _page_size()
     records = _proxy().list_messages(chat_id, limit=limit + 1, after=_cursor())
-    page = records[:limit]
-    more = len(records) > limit
-    return {
-        "messages": [record.to_dict() for record in page],
-        "nextCursor": str(page[-1].seq) if more else None,
-    }
+    return _page("messages", records, limit)
 
 
 @routes.route("/webhooks/inbound-sms", methods=["GET", "POST"])
