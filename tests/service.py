@@ -93,9 +93,10 @@ def wait_until_up(service: Service) -> None:
         if service.process.poll() is not None:
             pytest.fail(f"the service exited at start-up:\n{service.log_file.read_text()}")
         try:
-            if requests.get(service.url, timeout=1).status_code == 200:
+            if requests.get(service.url, timeout=5).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
+            # Gunicorn listens before its workers have booted: a first request may wait.
             time.sleep(0.1)
     pytest.fail(f"the service did not answer within 30 s:\n{service.log_file.read_text()}")
 

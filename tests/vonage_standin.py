@@ -8,6 +8,7 @@ import datetime
 import ipaddress
 import json
 import ssl
+import sys
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -74,6 +75,14 @@ def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
     return ca_file, cert_file, key_file
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A server that says nothing when a client (a killed service) drops its connection."""
+
+    def handle_error(self, request, client_address) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError | ssl.SSLError):
+            super().handle_error(request, client_address)
+
+
 class VonageStandIn:
     """Answers `POST /sms/json` as Vonage does when a send succeeds, and keeps what was sent."""
 
@@ -83,7 +92,7 @@ class VonageStandIn:
         self._lock = threading.Lock()
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert_file, key_file)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = _QuietServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -118,7 +127,10 @@ class VonageStandIn:
             disable_nagle_algorithm = True
 
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                length = int(self.headers.get("Content-Length", 0))
+                body = self.rfile.read(length)
+                if len(body) < length:
+                    return  # the client died mid-request: Vonage would send nothing either
                 if self.path != "/sms/json":
                     self._answer(404, {"error": "not found"})
                     return
