@@ -95,6 +95,7 @@ chats = Table(
     Column("status", String(8), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("last_activity_at", UtcDateTime, nullable=False),
+    # Counted with each log entry, in its transaction: a list of chats counts no rows.
     Column("message_count", Integer, nullable=False, default=0),
     Column("ended_at", UtcDateTime),
     Column("ended_reason", String(16)),
