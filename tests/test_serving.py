@@ -1,0 +1,41 @@
+"""The run command's server settings: workers by store, and no split of the memory store."""
+
+import os
+import re
+import subprocess
+import sys
+
+from tests.service import PROJECT, free_port
+
+
+def gunicorn(*args: str, database_url: str, **env: str) -> subprocess.CompletedProcess:
+    """Run the README's run command with `args` and DATABASE_URL set, until it exits."""
+    command = [sys.executable, "-m", "gunicorn", "app:create_app()", *args]
+    env = {**os.environ, "WEB_CONCURRENCY": "", "DATABASE_URL": database_url, **env}
+    return subprocess.run(command, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=60)
+
+
+def server_settings(database_url: str, **env: str) -> dict[str, str]:
+    result = gunicorn("--print-config", database_url=database_url, **env)
+    assert result.returncode == 0, result.stderr
+    return dict(re.findall(r"^(\w+)\s+= (.*)$", result.stdout, re.M))
+
+
+def test_the_memory_store_runs_one_worker_and_sql_stores_one_per_core(tmp_path):
+    memory = server_settings("")
+    sqlite = server_settings(f"sqlite:///{tmp_path / 'chats.db'}")
+    assert (memory["workers"], memory["threads"]) == ("1", "8")
+    assert (sqlite["workers"], sqlite["threads"]) == (str(os.cpu_count()), "8")
+
+
+def test_web_concurrency_sets_the_sql_stores_workers_but_not_the_memory_stores(tmp_path):
+    sqlite = f"sqlite:///{tmp_path / 'chats.db'}"
+    assert server_settings(sqlite, WEB_CONCURRENCY="3")["workers"] == "3"
+    assert server_settings("", WEB_CONCURRENCY="3")["workers"] == "1"
+
+
+def test_several_workers_on_the_memory_store_are_refused_with_a_reason():
+    result = gunicorn("--workers", "3", "--bind", f"127.0.0.1:{free_port()}", database_url="")
+    assert result.returncode == 1
+    assert "The memory store keeps chats in one process, so it runs one worker" in result.stderr
+    assert "Set DATABASE_URL to an SQL store to run several workers" in result.stderr
