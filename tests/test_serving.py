@@ -11,7 +11,8 @@ from tests.service import PROJECT, free_port
 def gunicorn(*args: str, database_url: str, **env: str) -> subprocess.CompletedProcess:
     """Run the README's run command with `args` and DATABASE_URL set, until it exits."""
     command = [sys.executable, "-m", "gunicorn", "app:create_app()", *args]
-    env = {**os.environ, "WEB_CONCURRENCY": "", "DATABASE_URL": database_url, **env}
+    inherited = {k: v for k, v in os.environ.items() if k != "WEB_CONCURRENCY"}
+    env = {**inherited, "DATABASE_URL": database_url, **env}
     return subprocess.run(command, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=60)
 
 
