@@ -130,13 +130,15 @@ def no_free_number(user_a: str, user_b: str, pool_size: int) -> Conflict:
     )
 
 
-def free_numbers(
+def pick_free_number(
     pool: Sequence[str], user_a: str, user_b: str, routes: Mapping[tuple[str, str], str]
-) -> list[str]:
-    """Return the pool numbers on which neither person has an active chat.
+) -> str:
+    """Return a pool number on which neither person has an active chat.
 
     `routes` maps (number, participant) to the active chat routed there, for at least these
-    two people. Raises `Conflict` when they already chat together, or no number is free.
+    two people. The number is picked at random among the free ones, so that chats spread
+    over the pool (and over Vonage's per-number limits). Raises `Conflict` when the two
+    already chat together, or no number is free.
     """
     free = []
     for number in pool:
@@ -147,7 +149,7 @@ def free_numbers(
             free.append(number)
     if not free:
         raise no_free_number(user_a, user_b, len(pool))
-    return free
+    return random.choice(free)
 
 
 class ChatStore(Protocol):
@@ -222,11 +224,9 @@ class MemoryChatStore:
     def create_chat(self, pool: Sequence[str], user_a: str, user_b: str, now: datetime) -> Chat:
         """Start a chat on a pool number on which neither person has an active chat."""
         with self._lock:
-            free = free_numbers(pool, user_a, user_b, self._routes)
             chat = Chat(
                 id=new_chat_id(),
-                # At random, so that chats spread over the pool (and Vonage's per-number limits).
-                number=random.choice(free),
+                number=pick_free_number(pool, user_a, user_b, self._routes),
                 user_a=user_a,
                 user_b=user_b,
                 created_at=now,

@@ -31,12 +31,9 @@ ALIASES = {"VIRTUAL_NUMBER": "VONAGE_NUMBER"}
 # Ofcom's drama range: a number that reaches nobody, used as the virtual number of a dry run.
 DRY_RUN_NUMBER = "447700900000"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-BOOLEANS = {"1": True, "true": True, "yes": True, "on": True} | {
-    "0": False,
-    "false": False,
-    "no": False,
-    "off": False,
-}
+# The words a true-or-false setting (or query parameter) may be given as.
+YES, NO = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+BOOLEANS = dict.fromkeys(YES, True) | dict.fromkeys(NO, False)
 _HOST = re.compile(r"[A-Za-z0-9.-]+(:\d{1,5})?|\[[0-9A-Fa-f:]+\](:\d{1,5})?")
 
 

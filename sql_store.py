@@ -7,7 +7,6 @@ race for a number gets an IntegrityError, and tries again on the numbers still f
 """
 
 import logging
-import random
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -47,9 +46,9 @@ from chat_store import (
     EXPIRED,
     Chat,
     MessageRecord,
-    free_numbers,
     new_chat_id,
     no_free_number,
+    pick_free_number,
 )
 from errors import StoreUnavailable
 
@@ -155,19 +154,14 @@ class SqlChatStore:
     def __init__(self, url: str | URL, *, pool_size: int = 10) -> None:
         url = database_url(str(url)) if isinstance(url, str) else url
         self.kind = "sqlite" if url.get_backend_name() == "sqlite" else "postgresql"
-        self.url = url
         if self.kind == "sqlite":
-            engine = create_engine(
-                url,
-                pool_size=pool_size,
-                max_overflow=pool_size,
-                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
-            )
-            _take_over_sqlite_transactions(engine)
+            options = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}}
         else:
-            engine = create_engine(
-                url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
-            )
+            # A server restarted since a connection was pooled: find out before using it.
+            options = {"pool_pre_ping": True}
+        engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, **options)
+        if self.kind == "sqlite":
+            _take_over_sqlite_transactions(engine)
         self._engine = engine
         # On SQLite a write transaction takes the write lock when it begins (BEGIN IMMEDIATE):
         # one that began as a reader could not become a writer once another process wrote.
@@ -199,11 +193,9 @@ class SqlChatStore:
                     routes.c.participant.in_([user_a, user_b])
                 )
             )
-            free = free_numbers(pool, user_a, user_b, {(n, p): c for n, p, c in taken})
             values = {
                 "id": new_chat_id(),
-                # At random, so that chats spread over the pool (and Vonage's per-number limits).
-                "number": random.choice(free),
+                "number": pick_free_number(pool, user_a, user_b, {(n, p): c for n, p, c in taken}),
                 "user_a": user_a,
                 "user_b": user_b,
                 "pair": ":".join(sorted((user_a, user_b))),
