@@ -18,21 +18,21 @@ threads = 8
 control_socket_disable = True
 
 
-def _database_url() -> str:
+def _setting(name: str) -> str:
     # The same layers as the app's settings: the environment wins over .env.
-    if "DATABASE_URL" in os.environ:
-        return os.environ["DATABASE_URL"].strip()
-    return (dotenv_values(".env").get("DATABASE_URL") or "").strip()
+    if name in os.environ:
+        return os.environ[name].strip()
+    return (dotenv_values(".env").get(name) or "").strip()
 
 
 # WEB_CONCURRENCY (gunicorn's own variable) or --workers choose another count.
-sql_workers = int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count() or 1)
-workers = sql_workers if _database_url() else 1
+sql_workers = int(_setting("WEB_CONCURRENCY") or os.cpu_count() or 1)
+workers = sql_workers if _setting("DATABASE_URL") else 1
 
 
 def on_starting(server) -> None:
     """Refuse several workers on the memory store: they would split the chats between them."""
-    if not _database_url() and server.cfg.workers > 1:
+    if not _setting("DATABASE_URL") and server.cfg.workers > 1:
         server.log.error(
             "The memory store keeps chats in one process, so it runs one worker (here %d "
             "were asked for): a reply reaching another worker than its chat would be dropped. "
