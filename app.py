@@ -1,5 +1,6 @@
 """The Flask service: `create_app` reads the settings, builds the proxy and serves its routes."""
 
+import dataclasses
 import json
 import logging
 import os
@@ -12,15 +13,18 @@ from flask import Flask, current_app, jsonify
 from flask.cli import with_appcontext
 from werkzeug.exceptions import HTTPException
 
+from admin_auth import new_token
 from chat_store import ChatStore, MemoryChatStore
 from errors import SmsProxyError, StoreUnavailable
 from logs import configure_logging
 from phone_numbers import mask
-from routes import routes
+from routes import admin, routes
 from settings import Settings, SettingsError, load_settings
+from signatures import SignatureCheck
 from sms_proxy import SmsProxy
 from sms_sender import DryRunSender, VonageSender
 from sql_store import SqlChatStore
+from webhook_routes import webhooks
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +52,13 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         )
         log.info("Sending through Vonage from %s.", ", ".join(map(mask, settings.vonage_numbers)))
 
+    if not settings.admin_api_token:
+        settings = dataclasses.replace(settings, admin_api_token=new_token())
+        log.warning(
+            "ADMIN_API_TOKEN is not set, so this process made one up; the chat API needs it "
+            "as the header Authorization: Bearer %s (set ADMIN_API_TOKEN to keep one).",
+            settings.admin_api_token,
+        )
     store = build_store(settings)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
@@ -61,7 +72,18 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         chat_ttl=settings.chat_ttl,
         store_message_bodies=settings.store_message_bodies,
     )
+    if settings.signature_secret:
+        app.extensions["signature_check"] = SignatureCheck(
+            settings.signature_secret, settings.signature_method, settings.signature_max_age
+        )
+    else:
+        log.warning(
+            "VONAGE_SIGNATURE_SECRET is not set: webhooks are accepted unsigned, so anyone "
+            "who knows the URL and two numbers of a chat can send a text into it."
+        )
     app.register_blueprint(routes)
+    app.register_blueprint(admin)
+    app.register_blueprint(webhooks)
     app.register_error_handler(SmsProxyError, _proxy_error)
     app.register_error_handler(HTTPException, _http_error)
     app.cli.add_command(init_db_command)
@@ -98,7 +120,7 @@ def init_db_command() -> None:
 
 
 def _proxy_error(error: SmsProxyError):
-    return jsonify(error.to_dict()), error.status
+    return jsonify(error.to_dict()), error.status, error.headers
 
 
 def _http_error(error: HTTPException):

@@ -10,6 +10,8 @@ class SmsProxyError(Exception):
 
     status = 500
     kind = "error"
+    # Headers the answer carries besides the JSON body.
+    headers: dict[str, str] = {}
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -33,6 +35,18 @@ class InvalidRequest(SmsProxyError):
     def to_dict(self) -> dict:
         """Return the JSON body, with the field that was wrong."""
         return {**super().to_dict(), "field": self.field}
+
+
+class Unauthorized(SmsProxyError):
+    """A request without the credentials its route needs (admin token, webhook signature)."""
+
+    status = 401
+    kind = "unauthorized"
+
+    def __init__(self, message: str, *, challenge: str | None = None) -> None:
+        super().__init__(message)
+        if challenge:
+            self.headers = {"WWW-Authenticate": challenge}
 
 
 class ChatNotFound(SmsProxyError):

@@ -7,6 +7,7 @@ line that asks for more is refused.
 """
 
 import os
+import secrets
 import sys
 
 from dotenv import dotenv_values
@@ -28,6 +29,17 @@ def _setting(name: str) -> str:
 # WEB_CONCURRENCY (gunicorn's own variable) or --workers choose another count.
 sql_workers = int(_setting("WEB_CONCURRENCY") or os.cpu_count() or 1)
 workers = sql_workers if _setting("DATABASE_URL") else 1
+
+
+if not _setting("ADMIN_API_TOKEN"):
+    # Every worker must take the same token: make one up here, once, before they start.
+    os.environ["ADMIN_API_TOKEN"] = secrets.token_urlsafe(32)
+    print(
+        "ADMIN_API_TOKEN is not set, so the service made one up; the chat API needs it as "
+        f"the header Authorization: Bearer {os.environ['ADMIN_API_TOKEN']} (set "
+        "ADMIN_API_TOKEN to keep one).",
+        file=sys.stderr,
+    )
 
 
 def on_starting(server) -> None:

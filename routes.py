@@ -1,39 +1,54 @@
-"""The service's routes: health, the chat API and Vonage's inbound-SMS webhook.
+"""The service's routes: health, and the chat API, which needs the admin token.
 
 Views are thin: read the request, call the proxy, shape the answer.
 """
 
 from typing import Any
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, current_app, g, request
 
+from admin_auth import check_bearer_token
 from chat_store import ACTIVE, ENDED
 from errors import InvalidRequest
 from settings import BOOLEANS
 from sms_proxy import SmsProxy
-from webhooks import field_text, parse_inbound_sms
+from webhooks import field_text
 
 routes = Blueprint("sms_proxy", __name__)
+# Everything that reads or changes chats: a stranger who finds the URL gets a 401.
+admin = Blueprint("admin", __name__)
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 STATUSES = {"active": ACTIVE, "ended": ENDED, "all": None}
 
 
-def _proxy() -> SmsProxy:
+def proxy() -> SmsProxy:
+    """Return the app's `SmsProxy`."""
     return current_app.extensions["sms_proxy"]
 
 
-def _request_fields() -> dict[str, Any]:
-    """Merge the query string, a form body and a JSON object body into one mapping."""
-    fields: dict[str, Any] = dict(request.args)
-    fields.update(request.form)
-    if request.is_json and request.get_data():
-        body = request.get_json(silent=True)
-        if not isinstance(body, dict):
-            raise InvalidRequest("body", "must be a JSON object")
-        fields.update(body)
-    return fields
+def request_fields() -> dict[str, Any]:
+    """Merge the query string, a form body and a JSON object body into one mapping (once)."""
+    if "fields" not in g:
+        fields: dict[str, Any] = dict(request.args)
+        fields.update(request.form)
+        if request.is_json and request.get_data():
+            body = request.get_json(silent=True)
+            if not isinstance(body, dict):
+                raise InvalidRequest("body", "must be a JSON object")
+            fields.update(body)
+        g.fields = fields
+    return g.fields
+
+
+@admin.before_request
+def require_admin_token() -> None:
+    """Let only callers with the admin token through."""
+    check_bearer_token(
+        request.headers.get("Authorization"),
+        current_app.extensions["settings"].admin_api_token,
+    )
 
 
 def _whole_number(
@@ -76,34 +91,34 @@ def _page(key: str, items: list, limit: int) -> dict[str, Any]:
 @routes.get("/")
 def health():
     """Say that the service is up, how it sends, where chats live and the pool of numbers."""
-    proxy = _proxy()
+    service = proxy()
     return {
         "status": "ok",
-        "sending": proxy.sender.mode,
-        "store": proxy.store.kind,
-        "virtualNumbers": list(proxy.virtual_numbers),
+        "sending": service.sender.mode,
+        "store": service.store.kind,
+        "virtualNumbers": list(service.virtual_numbers),
     }
 
 
-@routes.post("/chat")
+@admin.post("/chat")
 def create_chat():
     """Start a chat between userANumber and userBNumber (query string, form or JSON)."""
-    fields = _request_fields()
-    chat = _proxy().create_chat(
+    fields = request_fields()
+    chat = proxy().create_chat(
         field_text(fields, "userANumber", required=True),
         field_text(fields, "userBNumber", required=True),
     )
     return chat.to_dict(), 201, {"Location": f"/chats/{chat.id}"}
 
 
-@routes.get("/chats")
+@admin.get("/chats")
 def list_chats():
     """List chats, newest first: `status` (active, ended, all), `participant`, `number`."""
     status = request.args.get("status", "active")
     if status not in STATUSES:
         raise InvalidRequest("status", "must be active, ended or all")
     limit = _page_size()
-    chats = _proxy().list_chats(
+    chats = proxy().list_chats(
         status=STATUSES[status],
         participant=request.args.get("participant") or None,
         number=request.args.get("number") or None,
@@ -113,29 +128,22 @@ def list_chats():
     return _page("chats", chats, limit)
 
 
-@routes.get("/chats/<chat_id>")
+@admin.get("/chats/<chat_id>")
 def get_chat(chat_id: str):
     """Show one chat, active or ended."""
-    return _proxy().get_chat(chat_id).to_dict()
+    return proxy().get_chat(chat_id).to_dict()
 
 
-@routes.delete("/chats/<chat_id>")
+@admin.delete("/chats/<chat_id>")
 def end_chat(chat_id: str):
     """End a chat; `?notify=true` texts both people that it ended."""
-    chat, notified = _proxy().end_chat(chat_id, notify=_flag("notify"))
+    chat, notified = proxy().end_chat(chat_id, notify=_flag("notify"))
     return {**chat.to_dict(), "notified": notified}
 
 
-@routes.get("/chats/<chat_id>/messages")
+@admin.get("/chats/<chat_id>/messages")
 def list_messages(chat_id: str):
     """Show a chat's message log, oldest first."""
     limit = _page_size()
-    records = _proxy().list_messages(chat_id, limit=limit + 1, after=_cursor())
+    records = proxy().list_messages(chat_id, limit=limit + 1, after=_cursor())
     return _page("messages", records, limit)
-
-
-@routes.route("/webhooks/inbound-sms", methods=["GET", "POST"])
-def inbound_sms():
-    """Relay a text Vonage received on a virtual number; 204 unless it is worth sending again."""
-    _proxy().relay(parse_inbound_sms(_request_fields()))
-    return "", 204

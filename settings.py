@@ -25,12 +25,21 @@ DEFAULTS = {
     "DATABASE_URL": "",
     "CHAT_TTL": "",
     "STORE_MESSAGE_BODIES": "false",
+    "ADMIN_API_TOKEN": "",
+    "VONAGE_SIGNATURE_SECRET": "",
+    "VONAGE_SIGNATURE_METHOD": "md5hash",
+    "SIGNATURE_MAX_AGE": "90000",
+    "CONCAT_TIMEOUT": "120",
 }
 # The tutorial's name for VONAGE_NUMBER.
 ALIASES = {"VIRTUAL_NUMBER": "VONAGE_NUMBER"}
 # Ofcom's drama range: a number that reaches nobody, used as the virtual number of a dry run.
 DRY_RUN_NUMBER = "447700900000"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# Vonage's signature methods: the dashboard's default ("MD5 hash") and the four HMACs.
+SIGNATURE_METHODS = ("md5hash", "md5", "sha1", "sha256", "sha512")
+# Long enough that guessing one is hopeless; a generated token has 32 bytes of randomness.
+MIN_TOKEN_LENGTH = 16
 # The words a true-or-false setting (or query parameter) may be given as.
 YES, NO = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 BOOLEANS = dict.fromkeys(YES, True) | dict.fromkeys(NO, False)
@@ -55,6 +64,11 @@ class Settings:
     database_url: URL | None
     chat_ttl: timedelta | None
     store_message_bodies: bool
+    admin_api_token: str
+    signature_secret: str
+    signature_method: str
+    signature_max_age: timedelta
+    concat_timeout: timedelta
 
     @property
     def dry_run(self) -> bool:
@@ -98,6 +112,11 @@ def load_settings(layers: Iterable[Mapping[str, Any]]) -> Settings:
         database_url=_database_url(text["DATABASE_URL"]),
         chat_ttl=_chat_ttl(text["CHAT_TTL"]),
         store_message_bodies=_boolean("STORE_MESSAGE_BODIES", text["STORE_MESSAGE_BODIES"]),
+        admin_api_token=_admin_api_token(text["ADMIN_API_TOKEN"]),
+        signature_secret=text["VONAGE_SIGNATURE_SECRET"],
+        signature_method=_signature_method(text["VONAGE_SIGNATURE_METHOD"]),
+        signature_max_age=_seconds("SIGNATURE_MAX_AGE", text["SIGNATURE_MAX_AGE"]),
+        concat_timeout=_seconds("CONCAT_TIMEOUT", text["CONCAT_TIMEOUT"]),
     )
 
 
@@ -179,6 +198,32 @@ def _chat_ttl(raw: str) -> timedelta | None:
             "that long ends), or empty for chats that never expire."
         )
     return timedelta(seconds=int(raw))
+
+
+def _seconds(name: str, raw: str) -> timedelta:
+    if not raw.isdigit() or int(raw) == 0:
+        raise SettingsError(f"{name} ({raw!r}) must be a whole number of seconds above 0.")
+    return timedelta(seconds=int(raw))
+
+
+def _admin_api_token(raw: str) -> str:
+    if raw and (len(raw) < MIN_TOKEN_LENGTH or not raw.isprintable() or " " in raw):
+        raise SettingsError(
+            f"ADMIN_API_TOKEN must be at least {MIN_TOKEN_LENGTH} characters without spaces "
+            "(try: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'), or empty "
+            "for one made up at start-up."
+        )
+    return raw
+
+
+def _signature_method(raw: str) -> str:
+    method = raw.lower()
+    if method not in SIGNATURE_METHODS:
+        raise SettingsError(
+            f"VONAGE_SIGNATURE_METHOD ({raw!r}) must be the method chosen in Vonage's dashboard: "
+            f"{', '.join(SIGNATURE_METHODS)}."
+        )
+    return method
 
 
 def _boolean(name: str, raw: str) -> bool:

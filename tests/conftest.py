@@ -5,7 +5,16 @@ import responses
 
 from app import create_app
 from settings import ALIASES, DEFAULTS
-from tests.support import ALICE, BOB, VIRTUAL, SmsApi, postgres_schema, require_postgres
+from tests.support import (
+    ADMIN_HEADERS,
+    ADMIN_TOKEN,
+    ALICE,
+    BOB,
+    VIRTUAL,
+    SmsApi,
+    postgres_schema,
+    require_postgres,
+)
 from tests.vonage_standin import VonageStandIn
 
 STORES = ["memory", "sqlite", "postgresql"]
@@ -26,6 +35,7 @@ def config() -> dict:
         "VONAGE_API_KEY": "abcd1234",
         "VONAGE_API_SECRET": "abcdef0123456789",
         "VONAGE_NUMBER": VIRTUAL,
+        "ADMIN_API_TOKEN": ADMIN_TOKEN,
     }
 
 
@@ -46,8 +56,10 @@ def app(config, sms_api):
 
 @pytest.fixture
 def client(app):
-    """A test client of the service."""
-    return app.test_client()
+    """A test client of the service that presents the admin token."""
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = ADMIN_HEADERS["Authorization"]
+    return client
 
 
 @pytest.fixture

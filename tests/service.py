@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.support import ADMIN_HEADERS, ADMIN_TOKEN
 from tests.vonage_standin import VonageStandIn
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -67,6 +68,7 @@ def run_service(
         "LOG_LEVEL": "INFO",
         "DATABASE_URL": database_url,
         "REQUESTS_CA_BUNDLE": str(standin.ca_file),
+        "ADMIN_API_TOKEN": ADMIN_TOKEN,
     }
     command = [sys.executable, "-m", "gunicorn", "app:create_app()", "--bind"]
     command += [f"127.0.0.1:{port}", *args]
@@ -99,6 +101,13 @@ def wait_until_up(service: Service) -> None:
             # Gunicorn listens before its workers have booted: a first request may wait.
             time.sleep(0.1)
     pytest.fail(f"the service did not answer within 30 s:\n{service.log_file.read_text()}")
+
+
+def admin_session() -> requests.Session:
+    """Return an HTTP session that presents the admin token, as the chat API needs."""
+    session = requests.Session()
+    session.headers.update(ADMIN_HEADERS)
+    return session
 
 
 def webhook(session: requests.Session, url: str, fmt: str, fields: dict) -> int:

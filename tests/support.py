@@ -22,6 +22,9 @@ ALICE = "447700900001"
 BOB = "447700900002"
 CAROL = "447700900003"
 DAVE = "447700900004"
+# The chat API's token in every test, and the header that carries it.
+ADMIN_TOKEN = "test-admin-token-0123456789"
+ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 # A pool of three virtual numbers, for the tests of several chats per person.
 POOL = ("447700900010", "447700900011", "447700900012")
 # The PostgreSQL server to test against; .ci/run points it at the machine's own.

@@ -11,7 +11,7 @@ from sqlalchemy import create_engine
 
 from errors import StoreUnavailable
 from sms_proxy import END_TEXT
-from tests.support import ALICE, BOB, CAROL, DAVE, POOL
+from tests.support import ADMIN_TOKEN, ALICE, BOB, CAROL, DAVE, POOL
 
 WEBHOOK = "/webhooks/inbound-sms"
 T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
@@ -25,6 +25,7 @@ def config(store_url) -> dict:
         "VONAGE_API_SECRET": "abcdef0123456789",
         "VONAGE_NUMBERS": ",".join(POOL),
         "DATABASE_URL": store_url,
+        "ADMIN_API_TOKEN": ADMIN_TOKEN,
     }
 
 

@@ -12,7 +12,8 @@ import pytest
 import requests
 
 from tests.service import POOL_OF_TEN as POOL
-from tests.service import run_service, webhook
+from tests.service import admin_session, run_service, webhook
+from tests.support import ADMIN_HEADERS
 
 CLIENTS = 8
 PAIRS = 1500
@@ -35,7 +36,9 @@ def test_chats_survive_a_kill_9_under_load_and_a_restart(tmp_path, standin, stor
                 return
             body = {"userANumber": pair[0], "userBNumber": pair[1]}
             try:
-                answer = requests.post(f"{service.url}/chat", json=body, timeout=10)
+                answer = requests.post(
+                    f"{service.url}/chat", json=body, headers=ADMIN_HEADERS, timeout=10
+                )
             except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
                 return  # in flight when the service died: no promise reached the client
             if answer.status_code == 201:
@@ -52,7 +55,7 @@ def test_chats_survive_a_kill_9_under_load_and_a_restart(tmp_path, standin, stor
     sent_before = len(standin.sent)
     with (
         run_service(tmp_path, standin, numbers=POOL, database_url=store_url) as service,
-        requests.Session() as session,
+        admin_session() as session,
     ):
         for chat in confirmed:
             shown = session.get(f"{service.url}/chats/{chat['id']}", timeout=10)

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from tests.service import POOL_OF_TEN as POOL
-from tests.service import run_service, webhook
+from tests.service import admin_session, run_service, webhook
 
 VIRTUAL = "447700900000"
 CHATS = 100
@@ -45,7 +45,7 @@ def in_parallel(function, jobs: list) -> list:
 
     def run(job):
         if not hasattr(local, "session"):
-            local.session = requests.Session()
+            local.session = admin_session()
         return function(local.session, job)
 
     with ThreadPoolExecutor(CONCURRENCY) as pool:
@@ -54,7 +54,7 @@ def in_parallel(function, jobs: list) -> list:
 
 def test_every_webhook_is_relayed_exactly_once_in_each_format(service, standin):
     url, log_file = service
-    with requests.Session() as session:
+    with admin_session() as session:
         chats = []
         for n in range(CHATS):
             body = {"userANumber": person(2 * n), "userBNumber": person(2 * n + 1)}

@@ -5,7 +5,9 @@ import re
 import subprocess
 import sys
 
-from tests.service import PROJECT, free_port
+import requests
+
+from tests.service import PROJECT, Service, free_port, wait_until_up
 
 
 def gunicorn(*args: str, database_url: str, **env: str) -> subprocess.CompletedProcess:
@@ -40,3 +42,33 @@ def test_several_workers_on_the_memory_store_are_refused_with_a_reason():
     assert result.returncode == 1
     assert "The memory store keeps chats in one process, so it runs one worker" in result.stderr
     assert "Set DATABASE_URL to an SQL store to run several workers" in result.stderr
+
+
+def test_workers_share_the_token_made_up_when_none_is_set(tmp_path):
+    port, log_file = free_port(), tmp_path / "service.log"
+    command = [sys.executable, "-m", "gunicorn", "app:create_app()", "--workers", "2"]
+    inherited = {
+        k: v for k, v in os.environ.items() if k not in ("ADMIN_API_TOKEN", "WEB_CONCURRENCY")
+    }
+    env = {**inherited, "DATABASE_URL": f"sqlite:///{tmp_path / 'chats.db'}"}
+    with log_file.open("w") as log:
+        process = subprocess.Popen(
+            [*command, "--bind", f"127.0.0.1:{port}"], cwd=PROJECT, env=env, stderr=log
+        )
+    try:
+        wait_until_up(Service(f"http://127.0.0.1:{port}", log_file, process))
+        tokens = re.findall(r"Authorization: Bearer (\S+) \(set", log_file.read_text())
+        assert len(tokens) == 1, log_file.read_text()
+        with requests.Session() as session:
+            answers = {
+                session.get(
+                    f"http://127.0.0.1:{port}/chats",
+                    headers={"Authorization": f"Bearer {tokens[0]}", "Connection": "close"},
+                    timeout=10,
+                ).status_code
+                for _ in range(40)
+            }
+        assert answers == {200}
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

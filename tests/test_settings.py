@@ -6,6 +6,7 @@ import pytest
 
 from app import create_app
 from settings import DRY_RUN_NUMBER, SettingsError, load_settings
+from tests.support import ADMIN_HEADERS, ADMIN_TOKEN
 
 
 def test_without_credentials_the_service_dry_runs_on_an_example_number(caplog):
@@ -73,9 +74,11 @@ def test_numeric_settings_may_be_given_as_numbers_in_test_config():
 
 
 def test_an_empty_default_region_accepts_international_numbers_only():
-    client = create_app({"DEFAULT_REGION": ""}).test_client()
+    client = create_app({"DEFAULT_REGION": "", "ADMIN_API_TOKEN": ADMIN_TOKEN}).test_client()
     national = client.post(
-        "/chat", json={"userANumber": "07700900001", "userBNumber": "+447700900002"}
+        "/chat",
+        json={"userANumber": "07700900001", "userBNumber": "+447700900002"},
+        headers=ADMIN_HEADERS,
     )
     assert national.status_code == 400
     assert national.json["field"] == "userANumber"
