@@ -3,6 +3,7 @@
 import pytest
 import responses
 
+import sms_sender
 from app import create_app
 from settings import ALIASES, DEFAULTS
 from tests.support import (
@@ -26,6 +27,12 @@ def isolated_settings(monkeypatch, tmp_path):
     for name in [*DEFAULTS, *ALIASES]:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def no_throttle_waits(monkeypatch):
+    """Throttled sends are tried again at once: the tests count tries, not seconds."""
+    monkeypatch.setattr(sms_sender, "THROTTLE_BACKOFF", (0.0,) * len(sms_sender.THROTTLE_BACKOFF))
 
 
 @pytest.fixture

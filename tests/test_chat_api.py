@@ -168,7 +168,7 @@ def test_two_requests_racing_for_one_person_make_one_chat(client, sms_api):
             "intro text to UserA failed. Vonage refused the text: status 7",
         ),
         (["send-ok", "send-invalid-to"], 502, "UserA had already been sent an intro"),
-        (["send-throttled"], 503, "status 1"),
+        (["send-throttled"] * 4, 503, "status 1"),
         ([500], 503, "HTTP 500"),
         ([requests.ConnectionError("refused")], 503, "Could not reach"),
     ],

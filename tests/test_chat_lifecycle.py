@@ -250,7 +250,7 @@ def test_the_message_log_records_each_text_without_its_body(client, sms_api):
     sms_api.then("send-number-barred")
     text(client, BOB, number, "Outside", "0A02")
     client.post(WEBHOOK, data={"msisdn": BOB, "to": number, "messageId": "0A03", "type": "binary"})
-    sms_api.then("send-throttled")
+    sms_api.then("send-internal-error")
     assert text(client, ALICE, number, "retry me", "0A04").status_code == 503  # not logged yet
     log = client.get(f"/chats/{chat['id']}/messages").json
     assert log["nextCursor"] is None

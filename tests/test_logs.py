@@ -20,7 +20,7 @@ def test_no_log_line_shows_a_whole_number_or_a_text_when_sending_for_real(client
     client.get(
         "/webhooks/inbound-sms", query_string={"msisdn": ALICE, "to": VIRTUAL, "text": SECRET_TEXT}
     )
-    sms_api.then("send-throttled", 500, "send-number-barred")
+    sms_api.then("send-internal-error", 500, "send-number-barred")
     for _ in range(3):
         client.post(
             "/webhooks/inbound-sms", data={"msisdn": BOB, "to": VIRTUAL, "text": SECRET_TEXT}

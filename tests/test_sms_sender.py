@@ -5,8 +5,16 @@ import pytest
 import requests
 
 from errors import SendFailed
-from sms_sender import GSM7_CHARACTERS, DryRunSender, VonageSender, sms_type
+from sms_sender import (
+    GSM7_CHARACTERS,
+    THROTTLE_BACKOFF,
+    DryRunSender,
+    Throttled,
+    VonageSender,
+    sms_type,
+)
 from tests.support import BOB, VIRTUAL, canned
+from tests.vonage_standin import VonageStandIn
 
 
 def test_gsm7_holds_the_basic_table_less_escape_and_the_extension_table():
@@ -33,8 +41,19 @@ def test_sms_type_asks_for_unicode_when_gsm7_cannot_carry_the_text(text, expecte
 
 
 @pytest.fixture
-def sender(sms_api):
-    return VonageSender("abcd1234", "abcdef0123456789", timeout=4)
+def no_throttle_waits():
+    """Here the sender keeps its real waits, handed to `naps` instead of taken."""
+
+
+@pytest.fixture
+def naps() -> list[float]:
+    """The waits the sender took, instead of taking them."""
+    return []
+
+
+@pytest.fixture
+def sender(sms_api, naps):
+    return VonageSender("abcd1234", "abcdef0123456789", timeout=4, sleep=naps.append)
 
 
 def test_send_posts_the_fields_with_basic_auth_and_a_timeout(sender, sms_api):
@@ -79,12 +98,65 @@ def test_rest_host_aims_the_sdk_elsewhere(sms_api):
     ],
 )
 def test_each_failure_says_whether_it_may_pass(sender, sms_api, answer, transient, message):
-    sms_api.then(answer)
+    # Enough of them that a throttled send gives up after its tries.
+    sms_api.then(*[answer] * (len(THROTTLE_BACKOFF) + 1))
     with pytest.raises(SendFailed, match=message) as failed:
         sender.send(VIRTUAL, BOB, "Hello")
     assert failed.value.transient is transient
     assert failed.value.status == (503 if transient else 502)
     assert BOB not in failed.value.message
+
+
+@pytest.mark.parametrize("throttled", ["send-throttled", 429])
+def test_a_throttled_send_waits_briefly_and_tries_again(sender, sms_api, naps, throttled):
+    sms_api.then(throttled, throttled)
+    assert sender.send(VIRTUAL, BOB, "Hello") == ["0A0000000123ABCD1"]
+    assert len(sms_api.sent) == 3
+    assert len(naps) == 2
+    assert all(0.5 * d <= nap <= 1.5 * d for nap, d in zip(naps, THROTTLE_BACKOFF, strict=False))
+
+
+def test_a_send_throttled_every_time_gives_up_as_transient(sender, sms_api, naps):
+    sms_api.then(*["send-throttled"] * 10)
+    with pytest.raises(Throttled, match="status 1") as failed:
+        sender.send(VIRTUAL, BOB, "Hello")
+    assert failed.value.transient
+    assert (len(sms_api.sent), len(naps)) == (len(THROTTLE_BACKOFF) + 1, len(THROTTLE_BACKOFF))
+
+
+@pytest.mark.parametrize("answer", ["send-internal-error", 500, requests.ReadTimeout("slow")])
+def test_other_failures_are_not_tried_again_in_process(sender, sms_api, naps, answer):
+    sms_api.then(answer)
+    with pytest.raises(SendFailed):
+        sender.send(VIRTUAL, BOB, "Hello")
+    assert (len(sms_api.sent), naps) == (1, [])
+
+
+def test_a_connection_dropped_without_an_answer_is_posted_once_not_once_per_pooled_connection(
+    sms_api,
+):
+    dropped = requests.ConnectionError(
+        "('Connection aborted.', RemoteDisconnected('Remote end closed connection without "
+        "response'))"
+    )
+    sms_api.then(*[dropped] * 20)
+    sender = VonageSender("abcd1234", "abcdef0123456789", connections=10)
+    with pytest.raises(SendFailed, match="did not answer") as failed:
+        sender.send(VIRTUAL, BOB, "Hello")
+    assert failed.value.transient
+    assert len(sms_api.sent) == 1  # SDK 4.9.1 alone would have posted 10 times
+
+
+def test_a_real_dropped_connection_reaches_vonage_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "")
+    with VonageStandIn(tmp_path) as standin:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(standin.ca_file))
+        sender = VonageSender("abcd1234", "abcdef0123456789", rest_host=standin.host)
+        sender.send(VIRTUAL, BOB, "warm the pool")  # a kept-alive connection to drop
+        standin.inject_faults(drop=1.0)
+        with pytest.raises(SendFailed, match="RemoteDisconnected|ConnectionError"):
+            sender.send(VIRTUAL, BOB, "Hello")
+        assert (standin.attempts, len(standin.sent)) == (2, 1)
 
 
 def test_the_sdk_is_not_asked_to_sign_sends(sender, sms_api):

@@ -7,6 +7,7 @@ The SDK always speaks https, so the stand-in makes its own certificate authority
 import datetime
 import ipaddress
 import json
+import random
 import ssl
 import sys
 import threading
@@ -84,11 +85,20 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 class VonageStandIn:
-    """Answers `POST /sms/json` as Vonage does when a send succeeds, and keeps what was sent."""
+    """Answers `POST /sms/json` as Vonage does, and keeps what was sent.
+
+    `inject_faults` makes it fail some sends as Vonage can: HTTP 500, throttled (status 1),
+    or a connection dropped without an answer. A failed send is not kept in `sent`, which
+    holds the texts a phone would receive; `attempts` counts every POST that arrived.
+    """
 
     def __init__(self, directory: Path) -> None:
         self.ca_file, cert_file, key_file = make_certificates(directory)
         self.sent: list[dict] = []
+        self.attempts = 0
+        self.faults: dict[str, int] = {"error": 0, "throttle": 0, "drop": 0}
+        self._rates: dict[str, float] = {}
+        self._random = random.Random(0)
         self._lock = threading.Lock()
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert_file, key_file)
@@ -110,6 +120,23 @@ class VonageStandIn:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
+
+    def inject_faults(self, *, error=0.0, throttle=0.0, drop=0.0, seed=0) -> None:
+        """Fail these shares of sends: HTTP 500, status 1 (throttled), connection dropped."""
+        self._rates = {"error": error, "throttle": throttle, "drop": drop}
+        self._random = random.Random(seed)
+
+    def _fault(self) -> str | None:
+        with self._lock:
+            self.attempts += 1
+            roll = self._random.random()
+        for fault, rate in self._rates.items():
+            if roll < rate:
+                with self._lock:
+                    self.faults[fault] += 1
+                return fault
+            roll -= rate
+        return None
 
     def _record(self, fields: dict) -> str:
         message_id = uuid.uuid4().hex[:16].upper()
@@ -134,7 +161,18 @@ class VonageStandIn:
                 if self.path != "/sms/json":
                     self._answer(404, {"error": "not found"})
                     return
+                fault = standin._fault()
+                if fault == "drop":
+                    self.close_connection = True  # no answer at all, as a crashed server
+                    return
+                if fault == "error":
+                    self._answer(500, {"type": "error", "title": "Internal Server Error"})
+                    return
                 fields = dict(parse_qsl(body.decode(), keep_blank_values=True))
+                if fault == "throttle":
+                    throttled = {"status": "1", "error-text": "Throughput Rate Exceeded"}
+                    self._answer(200, {"message-count": "1", "messages": [throttled]})
+                    return
                 message_id = standin._record(fields)
                 message = {
                     "to": fields.get("to"),
