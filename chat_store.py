@@ -9,7 +9,7 @@ import itertools
 import random
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -23,6 +23,10 @@ ENDED_BY_API, EXPIRED = "api", "expired"
 # Directions of a relayed text, and what became of it.
 A_TO_B, B_TO_A = "a-to-b", "b-to-a"
 SENT, FAILED, SKIPPED = "sent", "failed", "skipped"
+# What `claim` finds for a webhook: new to this request, being dealt with elsewhere, or done.
+CLAIMED, BUSY, DONE = "claimed", "busy", "done"
+# Delivery-receipt statuses after which nothing more happens to a text.
+FINAL_RECEIPT_STATUSES = frozenset({"delivered", "expired", "failed", "rejected"})
 
 
 def new_chat_id() -> str:
@@ -95,6 +99,12 @@ class MessageRecord:
     # The body, kept only when STORE_MESSAGE_BODIES is on.
     text: str | None = None
     seq: int = 0
+    # Delivery receipts for the SMS parts Vonage sent, as they arrive.
+    receipts: tuple["Receipt", ...] = ()
+
+    def with_receipts(self, receipts: Iterable["Receipt"]) -> "MessageRecord":
+        """Return this entry with its delivery receipts."""
+        return dataclasses.replace(self, receipts=tuple(receipts))
 
     def to_dict(self) -> dict:
         """Return the entry as the JSON the API answers with."""
@@ -105,8 +115,63 @@ class MessageRecord:
             "detail": self.detail,
             "inboundMessageId": self.inbound_message_id,
             "vonageMessageIds": list(self.vonage_message_ids),
+            "receipts": [receipt.to_dict() for receipt in self.receipts],
             "text": self.text,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What a delivery receipt said of one SMS part Vonage sent (its `messageId`)."""
+
+    message_id: str
+    status: str
+    err_code: str | None
+    at: datetime
+
+    def to_dict(self) -> dict:
+        """Return the receipt as the JSON the API answers with."""
+        return {
+            "messageId": self.message_id,
+            "status": self.status,
+            "errCode": self.err_code,
+            "at": self.at.isoformat(),
+        }
+
+    def replaces(self, earlier: "Receipt | None") -> bool:
+        """True unless `earlier` was final and this one is not (a late "buffered")."""
+        return (
+            earlier is None
+            or earlier.status not in FINAL_RECEIPT_STATUSES
+            or self.status in FINAL_RECEIPT_STATUSES
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One part of a long text, as Vonage delivers them: each in its own webhook."""
+
+    message_id: str
+    sender: str
+    number: str
+    ref: str
+    total: int
+    index: int
+    text: str
+    received_at: datetime
+
+    @property
+    def text_key(self) -> tuple[str, str, str, int]:
+        """What the parts of one long text share."""
+        return (self.sender, self.number, self.ref, self.total)
+
+
+def in_order(parts: Sequence[Part]) -> list[Part]:
+    """Return `parts` by index, one per index (the first that came)."""
+    by_index: dict[int, Part] = {}
+    for part in sorted(parts, key=lambda p: p.received_at):
+        by_index.setdefault(part.index, part)
+    return [by_index[index] for index in sorted(by_index)]
 
 
 def pair_conflict(user_a: str, user_b: str, chat_id: str, number: str) -> Conflict:
@@ -192,13 +257,47 @@ class ChatStore(Protocol):
         An expired chat's `ended_at` is the moment it expired: its last activity plus `ttl`.
         """
 
-    def record_message(self, record: MessageRecord) -> None:
-        """Add an entry to a chat's message log and count it as the chat's latest activity."""
+    def record_message(self, record: MessageRecord, *, settles: str | None = None) -> None:
+        """Add an entry to a chat's message log and count it as the chat's latest activity.
+
+        With `settles`, the claim of that key is marked done in the same step.
+        """
 
     def list_messages(
         self, chat_id: str, *, limit: int = 50, after: int | None = None
     ) -> list[MessageRecord]:
-        """Return a chat's message log oldest first; `after` is the `seq` to continue from."""
+        """Return a chat's message log oldest first (with receipts); `after` is a `seq`."""
+
+    def record_receipt(self, receipt: Receipt) -> str | None:
+        """Keep a delivery receipt with the logged text it is about; return that chat's id.
+
+        None when no logged text was sent as `receipt.message_id` (an intro, or not ours).
+        """
+
+    def claim(self, key: str, now: datetime, lease: timedelta) -> str:
+        """Claim the webhook `key` (Vonage's messageId) for the caller.
+
+        CLAIMED: the caller deals with it (it is new, or an earlier claim's lease ran out).
+        BUSY: another request holds it. DONE: it was dealt with.
+        """
+
+    def release(self, key: str) -> None:
+        """Give up a claim that did not get done, so that a redelivery can try again."""
+
+    def add_part(self, part: Part) -> list[Part] | None:
+        """Keep a part of a long text; return the parts of its text waiting so far.
+
+        A part that was already kept counts once. None when this part's text was relayed.
+        """
+
+    def waiting_parts(self, received_before: datetime) -> list[list[Part]]:
+        """Return the long texts still waiting whose first part came before that moment."""
+
+    def relay_parts(self, message_ids: Sequence[str], now: datetime) -> None:
+        """Mark these parts relayed: they, and later copies of them, wait no more."""
+
+    def purge(self, before: datetime) -> None:
+        """Forget claims, and relayed parts, older than `before`."""
 
     def close(self) -> None:
         """Release what the store holds (connections)."""
@@ -220,6 +319,15 @@ class MemoryChatStore:
         # Active chat ids, least recently active first: expiry reads from the front.
         self._by_activity: dict[str, None] = {}
         self._messages: dict[str, list[MessageRecord]] = {}
+        # Vonage's id of each SMS part sent, to the chat whose log holds it; and its receipt.
+        self._sent_parts: dict[str, str] = {}
+        self._receipts: dict[str, Receipt] = {}
+        # Webhook key to (CLAIMED or DONE, when).
+        self._claims: dict[str, tuple[str, datetime]] = {}
+        # Parts of long texts by messageId; those relayed, with when; those waiting, by text.
+        self._parts: dict[str, Part] = {}
+        self._relayed_parts: dict[str, datetime] = {}
+        self._waiting: dict[tuple[str, str, str, int], list[str]] = {}
 
     def create_chat(self, pool: Sequence[str], user_a: str, user_b: str, now: datetime) -> Chat:
         """Start a chat on a pool number on which neither person has an active chat."""
@@ -307,14 +415,18 @@ class MemoryChatStore:
                 self._end(chat, EXPIRED, chat.last_activity_at + ttl)
             return len(idle)
 
-    def record_message(self, record: MessageRecord) -> None:
+    def record_message(self, record: MessageRecord, *, settles: str | None = None) -> None:
         """Add an entry to a chat's message log and count it as the chat's latest activity."""
         with self._lock:
+            if settles is not None:
+                self._claims[settles] = (DONE, record.at)
             chat = self._chats.get(record.chat_id)
             if chat is None:
                 return
             log = self._messages.setdefault(record.chat_id, [])
             log.append(dataclasses.replace(record, seq=len(log) + 1))
+            for message_id in record.vonage_message_ids:
+                self._sent_parts[message_id] = chat.id
             self._chats[chat.id] = dataclasses.replace(
                 chat,
                 message_count=chat.message_count + 1,
@@ -330,7 +442,76 @@ class MemoryChatStore:
         """Return a chat's message log oldest first; `after` is the `seq` to continue from."""
         log = self._messages.get(chat_id, [])
         start = after or 0
-        return log[start : start + limit]
+        receipts = self._receipts
+        return [
+            record.with_receipts(receipts[i] for i in record.vonage_message_ids if i in receipts)
+            for record in log[start : start + limit]
+        ]
+
+    def record_receipt(self, receipt: Receipt) -> str | None:
+        """Keep a delivery receipt with the logged text it is about; return that chat's id."""
+        with self._lock:
+            chat_id = self._sent_parts.get(receipt.message_id)
+            if chat_id is not None and receipt.replaces(self._receipts.get(receipt.message_id)):
+                self._receipts[receipt.message_id] = receipt
+            return chat_id
+
+    def claim(self, key: str, now: datetime, lease: timedelta) -> str:
+        """Claim the webhook `key` (Vonage's messageId) for the caller."""
+        with self._lock:
+            state, at = self._claims.get(key, (None, now))
+            if state == DONE:
+                return DONE
+            if state == CLAIMED and at + lease > now:
+                return BUSY
+            self._claims[key] = (CLAIMED, now)
+            return CLAIMED
+
+    def release(self, key: str) -> None:
+        """Give up a claim that did not get done, so that a redelivery can try again."""
+        with self._lock:
+            if self._claims.get(key, (None,))[0] == CLAIMED:
+                del self._claims[key]
+
+    def add_part(self, part: Part) -> list[Part] | None:
+        """Keep a part of a long text; return the parts of its text waiting so far."""
+        with self._lock:
+            if part.message_id in self._relayed_parts:
+                return None
+            waiting = self._waiting.setdefault(part.text_key, [])
+            if part.message_id not in self._parts:
+                self._parts[part.message_id] = part
+                waiting.append(part.message_id)
+            return [self._parts[message_id] for message_id in waiting]
+
+    def waiting_parts(self, received_before: datetime) -> list[list[Part]]:
+        """Return the long texts still waiting whose first part came before that moment."""
+        with self._lock:
+            texts = [[self._parts[m] for m in waiting] for waiting in self._waiting.values()]
+        return [parts for parts in texts if parts[0].received_at < received_before]
+
+    def relay_parts(self, message_ids: Sequence[str], now: datetime) -> None:
+        """Mark these parts relayed: they, and later copies of them, wait no more."""
+        with self._lock:
+            for message_id in message_ids:
+                self._relayed_parts[message_id] = now
+                part = self._parts.pop(message_id, None)
+                if part is not None:
+                    waiting = self._waiting.get(part.text_key, [])
+                    if message_id in waiting:
+                        waiting.remove(message_id)
+                    if not waiting:
+                        self._waiting.pop(part.text_key, None)
+
+    def purge(self, before: datetime) -> None:
+        """Forget claims, and relayed parts, older than `before`."""
+        with self._lock:
+            for key, (_, at) in list(self._claims.items()):
+                if at < before:
+                    del self._claims[key]
+            for message_id, at in list(self._relayed_parts.items()):
+                if at < before:
+                    del self._relayed_parts[message_id]
 
     def close(self) -> None:
         """Nothing to release."""

@@ -37,15 +37,21 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from chat_store import (
     ACTIVE,
+    BUSY,
+    CLAIMED,
+    DONE,
     ENDED,
     EXPIRED,
     Chat,
     MessageRecord,
+    Part,
+    Receipt,
     new_chat_id,
     no_free_number,
     pick_free_number,
@@ -58,6 +64,8 @@ log = logging.getLogger(__name__)
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
 # A key of PostgreSQL's advisory locks: workers that start together create the schema once.
 SCHEMA_LOCK_KEY = 0x534D5350  # "SMSP"
+# The class of the advisory locks that let one transaction at a time add a part to a long text.
+PARTS_LOCK_CLASS = 0x50415254  # "PART"
 
 
 class UtcDateTime(TypeDecorator):
@@ -124,6 +132,52 @@ messages = Table(
     Column("text", Text),
     Index("messages_of_a_chat", "chat_id", "seq"),
 )
+# Vonage's id of each SMS part a logged text went out as: delivery receipts name these.
+sent_parts = Table(
+    "sent_parts",
+    metadata,
+    Column("message_seq", Serial, ForeignKey("messages.seq"), primary_key=True),
+    Column("vonage_message_id", String(64), primary_key=True, index=True),
+)
+receipts = Table(
+    "receipts",
+    metadata,
+    Column("vonage_message_id", String(64), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("err_code", String(16)),
+    Column("at", UtcDateTime, nullable=False),
+)
+# One row a webhook (Vonage's messageId) being dealt with (claimed) or dealt with (done).
+claims = Table(
+    "claims",
+    metadata,
+    Column("key", String(100), primary_key=True),
+    Column("state", String(8), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Index("claims_by_age", "at"),
+)
+# Parts of long texts: waiting (relayed_at empty) until the text is whole, then kept a while
+# so that a late copy of a part is known.
+parts = Table(
+    "parts",
+    metadata,
+    Column("message_id", String(64), primary_key=True),
+    Column("sender", String(15), nullable=False),
+    Column("number", String(15), nullable=False),
+    Column("ref", String(64), nullable=False),
+    Column("total", Integer, nullable=False),
+    Column("idx", Integer, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("relayed_at", UtcDateTime),
+    Index("parts_of_a_text", "sender", "number", "ref", "total"),
+    Index(
+        "waiting_parts_by_age",
+        "received_at",
+        sqlite_where=text("relayed_at IS NULL"),
+        postgresql_where=text("relayed_at IS NULL"),
+    ),
+)
 
 
 def database_url(raw: str) -> URL:
@@ -160,6 +214,7 @@ class SqlChatStore:
             # A server restarted since a connection was pooled: find out before using it.
             options = {"pool_pre_ping": True}
         engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, **options)
+        self._insert = sqlite.insert if self.kind == "sqlite" else postgresql.insert
         if self.kind == "sqlite":
             _take_over_sqlite_transactions(engine)
         self._engine = engine
@@ -218,6 +273,8 @@ class SqlChatStore:
         """Forget a chat entirely, as if never created (its intro texts failed)."""
         with self._write() as conn:
             conn.execute(delete(routes).where(routes.c.chat_id == chat_id))
+            logged = select(messages.c.seq).where(messages.c.chat_id == chat_id)
+            conn.execute(delete(sent_parts).where(sent_parts.c.message_seq.in_(logged)))
             conn.execute(delete(messages).where(messages.c.chat_id == chat_id))
             conn.execute(delete(chats).where(chats.c.id == chat_id))
 
@@ -295,17 +352,25 @@ class SqlChatStore:
                 conn.execute(delete(routes).where(routes.c.chat_id.in_([c for c, _ in expired])))
         return len(expired)
 
-    def record_message(self, record: MessageRecord) -> None:
+    def record_message(self, record: MessageRecord, *, settles: str | None = None) -> None:
         """Add an entry to a chat's message log and count it as the chat's latest activity."""
         with self._write() as conn:
+            if settles is not None:
+                done = {"state": DONE, "at": record.at}
+                conn.execute(
+                    self._insert(claims)
+                    .values(key=settles, **done)
+                    .on_conflict_do_update(index_elements=["key"], set_=done)
+                )
             touched = conn.execute(
                 update(chats)
                 .where(chats.c.id == record.chat_id)
                 .values(message_count=chats.c.message_count + 1, last_activity_at=record.at)
             ).rowcount
             if touched:
-                conn.execute(
-                    insert(messages).values(
+                seq = conn.execute(
+                    insert(messages)
+                    .values(
                         chat_id=record.chat_id,
                         direction=record.direction,
                         at=record.at,
@@ -315,7 +380,16 @@ class SqlChatStore:
                         detail=record.detail,
                         text=record.text,
                     )
-                )
+                    .returning(messages.c.seq)
+                ).scalar_one()
+                if record.vonage_message_ids:
+                    conn.execute(
+                        insert(sent_parts),
+                        [
+                            {"message_seq": seq, "vonage_message_id": message_id}
+                            for message_id in dict.fromkeys(record.vonage_message_ids)
+                        ],
+                    )
 
     def list_messages(
         self, chat_id: str, *, limit: int = 50, after: int | None = None
@@ -330,7 +404,148 @@ class SqlChatStore:
         if after is not None:
             query = query.where(messages.c.seq > after)
         with self._read() as conn:
-            return [_message(row) for row in conn.execute(query).mappings()]
+            records = [_message(row) for row in conn.execute(query).mappings()]
+            ids = [i for record in records for i in record.vonage_message_ids]
+            found = {}
+            if ids:
+                rows = conn.execute(select(receipts).where(receipts.c.vonage_message_id.in_(ids)))
+                found = {row.vonage_message_id: _receipt(row) for row in rows}
+        return [
+            record.with_receipts(found[i] for i in record.vonage_message_ids if i in found)
+            if found
+            else record
+            for record in records
+        ]
+
+    def record_receipt(self, receipt: Receipt) -> str | None:
+        """Keep a delivery receipt with the logged text it is about; return that chat's id."""
+        chat_of = (
+            select(messages.c.chat_id)
+            .join(sent_parts, sent_parts.c.message_seq == messages.c.seq)
+            .where(sent_parts.c.vonage_message_id == receipt.message_id)
+            .limit(1)
+        )
+        with self._write() as conn:
+            chat_id = conn.execute(chat_of).scalar()
+            if chat_id is None:
+                return None
+            earlier = conn.execute(
+                select(receipts).where(receipts.c.vonage_message_id == receipt.message_id)
+            ).first()
+            if receipt.replaces(earlier and _receipt(earlier)):
+                values = {"status": receipt.status, "err_code": receipt.err_code, "at": receipt.at}
+                conn.execute(
+                    self._insert(receipts)
+                    .values(vonage_message_id=receipt.message_id, **values)
+                    .on_conflict_do_update(index_elements=["vonage_message_id"], set_=values)
+                )
+        return chat_id
+
+    def claim(self, key: str, now: datetime, lease: timedelta) -> str:
+        """Claim the webhook `key` (Vonage's messageId) for the caller."""
+        with self._write() as conn:
+            new = conn.execute(
+                self._insert(claims)
+                .values(key=key, state=CLAIMED, at=now)
+                .on_conflict_do_nothing(index_elements=["key"])
+                .returning(claims.c.key)
+            ).first()
+            if new is not None:
+                return CLAIMED
+            # Take over a claim whose holder has had far longer than a relay takes.
+            taken_over = conn.execute(
+                update(claims)
+                .where(claims.c.key == key, claims.c.state == CLAIMED, claims.c.at <= now - lease)
+                .values(at=now)
+            ).rowcount
+            if taken_over:
+                return CLAIMED
+            state = conn.execute(select(claims.c.state).where(claims.c.key == key)).scalar()
+        return DONE if state == DONE else BUSY
+
+    def release(self, key: str) -> None:
+        """Give up a claim that did not get done, so that a redelivery can try again."""
+        with self._write() as conn:
+            conn.execute(delete(claims).where(claims.c.key == key, claims.c.state == CLAIMED))
+
+    def add_part(self, part: Part) -> list[Part] | None:
+        """Keep a part of a long text; return the parts of its text waiting so far."""
+        same_text = (
+            parts.c.sender == part.sender,
+            parts.c.number == part.number,
+            parts.c.ref == part.ref,
+            parts.c.total == part.total,
+        )
+        with self._write() as conn:
+            if self.kind == "postgresql":
+                # Two parts of one text, arriving together, must not each miss the other.
+                key = func.hashtext(":".join(map(str, part.text_key)))
+                conn.execute(select(func.pg_advisory_xact_lock(PARTS_LOCK_CLASS, key)))
+            conn.execute(
+                self._insert(parts)
+                .values(
+                    message_id=part.message_id,
+                    sender=part.sender,
+                    number=part.number,
+                    ref=part.ref,
+                    total=part.total,
+                    idx=part.index,
+                    text=part.text,
+                    received_at=part.received_at,
+                )
+                .on_conflict_do_nothing(index_elements=["message_id"])
+            )
+            relayed = conn.execute(
+                select(parts.c.relayed_at).where(parts.c.message_id == part.message_id)
+            ).scalar()
+            if relayed is not None:
+                return None
+            rows = conn.execute(
+                select(parts)
+                .where(*same_text, parts.c.relayed_at.is_(None))
+                .order_by(parts.c.received_at, parts.c.message_id)
+            )
+            return [_part(row) for row in rows.mappings()]
+
+    def waiting_parts(self, received_before: datetime) -> list[list[Part]]:
+        """Return the long texts still waiting whose first part came before that moment."""
+        waiting = parts.c.relayed_at.is_(None)
+        with self._read() as conn:
+            old = conn.execute(
+                select(parts.c.sender, parts.c.number, parts.c.ref, parts.c.total)
+                .where(waiting, parts.c.received_at < received_before)
+                .distinct()
+            ).all()
+            texts = []
+            for sender, number, ref, total in old:
+                rows = conn.execute(
+                    select(parts)
+                    .where(
+                        waiting,
+                        parts.c.sender == sender,
+                        parts.c.number == number,
+                        parts.c.ref == ref,
+                        parts.c.total == total,
+                    )
+                    .order_by(parts.c.received_at, parts.c.message_id)
+                )
+                texts.append([_part(row) for row in rows.mappings()])
+        return texts
+
+    def relay_parts(self, message_ids: Sequence[str], now: datetime) -> None:
+        """Mark these parts relayed: they, and later copies of them, wait no more."""
+        with self._write() as conn:
+            conn.execute(
+                update(parts)
+                .where(parts.c.message_id.in_(list(message_ids)))
+                .values(relayed_at=now)
+            )
+
+    def purge(self, before: datetime) -> None:
+        """Forget claims, and relayed parts, older than `before`."""
+        with self._write() as conn:
+            conn.execute(delete(claims).where(claims.c.at < before))
+            conn.execute(delete(parts).where(parts.c.relayed_at < before))
 
     def close(self) -> None:
         """Close the pooled connections."""
@@ -395,6 +610,25 @@ def _chat(row) -> Chat:
         ended_at=row["ended_at"],
         ended_reason=row["ended_reason"],
         seq=row["seq"],
+    )
+
+
+def _receipt(row) -> Receipt:
+    return Receipt(
+        message_id=row.vonage_message_id, status=row.status, err_code=row.err_code, at=row.at
+    )
+
+
+def _part(row) -> Part:
+    return Part(
+        message_id=row["message_id"],
+        sender=row["sender"],
+        number=row["number"],
+        ref=row["ref"],
+        total=row["total"],
+        index=row["idx"],
+        text=row["text"],
+        received_at=row["received_at"],
     )
 
 

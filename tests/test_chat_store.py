@@ -5,7 +5,21 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from chat_store import A_TO_B, B_TO_A, FAILED, SENT, Chat, MemoryChatStore, MessageRecord
+from chat_store import (
+    A_TO_B,
+    B_TO_A,
+    BUSY,
+    CLAIMED,
+    DONE,
+    FAILED,
+    SENT,
+    Chat,
+    MemoryChatStore,
+    MessageRecord,
+    Part,
+    Receipt,
+    in_order,
+)
 from errors import Conflict
 from sql_store import SqlChatStore
 from tests.support import ALICE, BOB, CAROL, DAVE, POOL
@@ -228,3 +242,110 @@ def test_an_sql_store_keeps_everything_across_a_restart(store_url):
             second.create_chat(POOL, ALICE, BOB, T0)
     finally:
         second.close()
+
+
+LEASE = timedelta(seconds=60)
+
+
+def test_a_webhook_is_claimed_once_until_it_is_released_or_done(store):
+    chat = store.create_chat(POOL, ALICE, BOB, T0)
+    assert store.claim("0A01", T0, LEASE) == CLAIMED
+    assert store.claim("0A01", T0 + timedelta(seconds=1), LEASE) == BUSY
+    store.release("0A01")
+    assert store.claim("0A01", T0 + timedelta(seconds=2), LEASE) == CLAIMED
+    store.record_message(record(chat, T0 + timedelta(seconds=3)), settles="0A01")
+    assert store.claim("0A01", T0 + timedelta(hours=23), LEASE) == DONE
+    store.release("0A01")  # a done claim stays done
+    assert store.claim("0A01", T0 + timedelta(hours=23), LEASE) == DONE
+    assert store.claim("0A02", T0, LEASE) == CLAIMED
+
+
+def test_a_claim_whose_lease_ran_out_is_taken_over_once(store):
+    assert store.claim("0A01", T0, LEASE) == CLAIMED
+    assert store.claim("0A01", T0 + LEASE - timedelta(seconds=1), LEASE) == BUSY
+    assert store.claim("0A01", T0 + LEASE, LEASE) == CLAIMED
+    assert store.claim("0A01", T0 + LEASE + timedelta(seconds=1), LEASE) == BUSY
+
+
+def test_purge_forgets_claims_older_than_the_cutoff(store):
+    chat = store.create_chat(POOL, ALICE, BOB, T0)
+    store.claim("old", T0, LEASE)
+    store.record_message(record(chat, T0), settles="old")
+    store.claim("new", T0 + timedelta(hours=2), LEASE)
+    store.record_message(record(chat, T0 + timedelta(hours=2)), settles="new")
+    store.purge(T0 + timedelta(hours=1))
+    assert store.claim("old", T0 + timedelta(hours=3), LEASE) == CLAIMED
+    assert store.claim("new", T0 + timedelta(hours=3), LEASE) == DONE
+
+
+def test_eight_threads_claiming_one_webhook_get_one_claim(store):
+    barrier, results = threading.Barrier(8), []
+
+    def claim():
+        barrier.wait()
+        results.append(store.claim("0A01", T0, LEASE))
+
+    threads = [threading.Thread(target=claim) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [BUSY] * 7 + [CLAIMED]
+
+
+def part(index: int, total: int = 3, *, ref: str = "7", at: datetime = T0, sender=ALICE) -> Part:
+    return Part(
+        message_id=f"{sender}-{ref}-{index}-{at.timestamp()}",
+        sender=sender,
+        number=ONE,
+        ref=ref,
+        total=total,
+        index=index,
+        text=f"<{index}>",
+        received_at=at,
+    )
+
+
+def test_parts_wait_together_counted_once_each_and_are_gone_once_relayed(store):
+    p3, p1, p2 = part(3), part(1, at=T0 + timedelta(seconds=1)), part(2, at=T0 + timedelta(2))
+    assert store.add_part(p3) == [p3]
+    assert store.add_part(p3) == [p3]
+    assert store.add_part(part(1, ref="8")) == [part(1, ref="8")]  # another text
+    assert store.add_part(part(1, sender=BOB)) == [part(1, sender=BOB)]
+    assert store.add_part(p1) == [p3, p1]
+    assert in_order(store.add_part(p2)) == [p1, p2, p3]
+    store.relay_parts([p1.message_id, p2.message_id, p3.message_id], T0 + timedelta(seconds=3))
+    assert store.add_part(p2) is None  # a late copy of a relayed part
+    assert store.add_part(part(1, at=T0 + timedelta(hours=1))) == [
+        part(1, at=T0 + timedelta(hours=1))
+    ]  # the same ref again, later: a new text
+
+
+def test_waiting_parts_lists_texts_whose_first_part_is_older_than_the_cutoff(store):
+    old, late = part(1), part(2, at=T0 + timedelta(minutes=5))
+    fresh = part(1, ref="9", at=T0 + timedelta(minutes=4))
+    for each in (old, late, fresh):
+        store.add_part(each)
+    assert store.waiting_parts(T0 + timedelta(minutes=3)) == [[old, late]]
+    assert sorted(map(len, store.waiting_parts(T0 + timedelta(minutes=6)))) == [1, 2]
+    store.relay_parts([old.message_id, late.message_id], T0 + timedelta(minutes=6))
+    assert store.waiting_parts(T0 + timedelta(minutes=6)) == [[fresh]]
+    store.purge(T0 + timedelta(minutes=7))
+    assert store.add_part(old) == [old]  # forgotten after the purge: waits again
+
+
+def test_a_receipt_is_kept_with_the_logged_text_sent_as_that_message_id(store):
+    chat = store.create_chat(POOL, ALICE, BOB, T0)
+    store.record_message(record(chat, T0, vonage_message_ids=("0B01", "0B02")))
+    store.record_message(record(chat, T0, vonage_message_ids=("0B03",)))
+    delivered = Receipt("0B02", "delivered", "0", T0 + timedelta(seconds=5))
+    assert store.record_receipt(Receipt("0B01", "accepted", None, T0)) == chat.id
+    assert store.record_receipt(delivered) == chat.id
+    assert store.record_receipt(Receipt("0B02", "buffered", None, T0)) == chat.id  # too late
+    assert store.record_receipt(Receipt("0BFF", "delivered", "0", T0)) is None
+    first, second = store.list_messages(chat.id)
+    assert first.receipts == (Receipt("0B01", "accepted", None, T0), delivered)
+    assert second.receipts == ()
+    failed = Receipt("0B01", "failed", "6", T0 + timedelta(seconds=9))
+    store.record_receipt(failed)
+    assert store.list_messages(chat.id)[0].receipts == (failed, delivered)
