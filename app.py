@@ -5,6 +5,7 @@ import json
 import logging
 import os
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 import click
@@ -22,7 +23,7 @@ from routes import admin, routes
 from settings import Settings, SettingsError, load_settings
 from signatures import SignatureCheck
 from sms_proxy import SmsProxy
-from sms_sender import DryRunSender, VonageSender
+from sms_sender import THROTTLE_BACKOFF, DryRunSender, VonageSender
 from sql_store import SqlChatStore
 from webhook_routes import webhooks
 
@@ -71,6 +72,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         default_region=settings.default_region,
         chat_ttl=settings.chat_ttl,
         store_message_bodies=settings.store_message_bodies,
+        claim_lease=relay_time_limit(settings.vonage_timeout),
+        # A copy of a signed webhook is refused by its timestamp after SIGNATURE_MAX_AGE:
+        # until then, the claim that knows it was relayed must be kept.
+        claim_retention=settings.signature_max_age + timedelta(hours=1),
+        concat_timeout=settings.concat_timeout,
     )
     if settings.signature_secret:
         app.extensions["signature_check"] = SignatureCheck(
@@ -88,6 +94,12 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_error_handler(HTTPException, _http_error)
     app.cli.add_command(init_db_command)
     return app
+
+
+def relay_time_limit(vonage_timeout: int) -> timedelta:
+    """How long one relay can take: every try of a throttled send, its waits, and a margin."""
+    tries = len(THROTTLE_BACKOFF) + 1
+    return timedelta(seconds=tries * vonage_timeout + 1.5 * sum(THROTTLE_BACKOFF) + 30)
 
 
 def build_store(settings: Settings) -> ChatStore:

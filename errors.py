@@ -74,6 +74,14 @@ class StoreUnavailable(SmsProxyError):
     kind = "store_unavailable"
 
 
+class InProgress(SmsProxyError):
+    """A webhook that another request is relaying right now: its copy must come back later."""
+
+    status = 503
+    kind = "in_progress"
+    headers = {"Retry-After": "5"}
+
+
 class SendFailed(SmsProxyError):
     """Vonage did not take a text; `transient` says whether the same send may work later."""
 

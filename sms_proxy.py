@@ -5,6 +5,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from chat_store import (
+    BUSY,
+    DONE,
     ENDED_BY_API,
     EXPIRED,
     FAILED,
@@ -13,17 +15,32 @@ from chat_store import (
     Chat,
     ChatStore,
     MessageRecord,
+    Part,
+    Receipt,
+    in_order,
 )
-from errors import ChatNotFound, InvalidRequest, SendFailed, StoreUnavailable
+from errors import (
+    ChatNotFound,
+    InProgress,
+    InvalidRequest,
+    SendFailed,
+    SmsProxyError,
+    StoreUnavailable,
+)
 from phone_numbers import PhoneNumberError, mask, normalise
 from sms_sender import SmsSender
-from webhooks import InboundSms
+from webhooks import DeliveryReceipt, InboundSms
 
 log = logging.getLogger(__name__)
 
 # Worded as in Vonage's tutorial; an intro names the partner's role, never a real number.
 INTRO_TEXT = "Reply to this SMS to talk to {partner}"
 END_TEXT = "This chat has ended. Texts to this number are no longer passed on."
+# Vonage delivers a webhook again for up to 24 hours: what was dealt with is remembered longer.
+MIN_CLAIM_RETENTION = timedelta(hours=25)
+# How often a process looks for long texts whose parts stopped coming, and forgets old claims.
+SWEEP_INTERVAL = timedelta(seconds=5)
+PURGE_INTERVAL = timedelta(minutes=10)
 
 
 def utc_now() -> datetime:
@@ -43,6 +60,9 @@ class SmsProxy:
         default_region: str | None = None,
         chat_ttl: timedelta | None = None,
         store_message_bodies: bool = False,
+        claim_lease: timedelta = timedelta(minutes=2),
+        claim_retention: timedelta = MIN_CLAIM_RETENTION,
+        concat_timeout: timedelta = timedelta(minutes=2),
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.store = store
@@ -51,7 +71,12 @@ class SmsProxy:
         self.default_region = default_region
         self.chat_ttl = chat_ttl
         self.store_message_bodies = store_message_bodies
+        # A request that claimed a webhook has this long to relay it before another may.
+        self.claim_lease = claim_lease
+        self.claim_retention = max(claim_retention, MIN_CLAIM_RETENTION)
+        self.concat_timeout = concat_timeout
         self.clock = clock
+        self._next_sweep = self._next_purge = datetime.min.replace(tzinfo=UTC)
 
     def create_chat(self, user_a_number: str, user_b_number: str) -> Chat:
         """Start a chat between two people on a free pool number, and text each an intro.
@@ -141,35 +166,171 @@ class SmsProxy:
         self.get_chat(chat_id)
         return self.store.list_messages(chat_id, limit=limit, after=after)
 
-    def relay(self, sms: InboundSms) -> list[str] | None:
+    def relay(self, sms: InboundSms) -> None:
         """Send an inbound text on to the sender's partner, from the chat's virtual number.
 
-        Returns Vonage's message-ids, or None when there is nothing to relay (no active chat,
-        an empty or binary text) or Vonage refused the text for good; both are logged. Raises
-        `SendFailed` only for a failure that may pass, so that the webhook is delivered again.
+        Each text goes out once, however often its webhook comes: the webhook's messageId is
+        claimed in the store first. A part of a long text waits in the store for the others.
+        Returns once the text is dealt with (sent, waiting, or not to be sent, which is
+        logged). Raises `SendFailed` for a failure that may pass and `InProgress` while
+        another request relays the same text, so that Vonage delivers the webhook again.
         """
+        self.sweep()
         sender, number = sms.msisdn.removeprefix("+"), sms.to.removeprefix("+")
-        chat = self.store.find_active(number, sender)
-        if chat is not None:
-            chat = self._expire_if_idle(chat)
-        if chat is None or not chat.active:
+        chat = self._chat_on(number, sender)
+        if chat is None:
             log.info(
                 "No chat for %s on %s: text %s not relayed",
                 mask(sender),
                 mask(number),
                 sms.message_id,
             )
-            return None
+            return
+        if sms.type == "binary" or not sms.is_part:
+            self._relay_once(chat, sender, sms, sms.message_id or None)
+            return
+        part = Part(
+            message_id=sms.message_id,
+            sender=sender,
+            number=number,
+            ref=sms.concat_ref,
+            total=sms.concat_total,
+            index=sms.concat_part,
+            text=sms.text,
+            received_at=self.clock(),
+        )
+        waiting = self.store.add_part(part)
+        if waiting is None:
+            log.info("Part %s was relayed already: this copy is not", sms.message_id)
+            return
+        parts = in_order(waiting)
+        if len(parts) < part.total:
+            log.info(
+                "Part %d of %d of a long text in chat %s: waiting for the others",
+                part.index,
+                part.total,
+                chat.id,
+            )
+            return
+        self._relay_parts(chat, parts, detail=f"joined from {part.total} parts")
+
+    def record_receipt(self, receipt: DeliveryReceipt) -> None:
+        """Keep what a delivery receipt says with the logged text it is about."""
+        self.sweep()
+        chat_id = self.store.record_receipt(
+            Receipt(receipt.message_id, receipt.status, receipt.err_code, self.clock())
+        )
+        if chat_id is None:
+            log.info("Receipt for %s (%s): not a relayed text", receipt.message_id, receipt.status)
+        else:
+            log.info(
+                "Receipt for %s in chat %s: %s%s",
+                receipt.message_id,
+                chat_id,
+                receipt.status,
+                f" (err-code {receipt.err_code})" if receipt.err_code not in (None, "0") else "",
+            )
+
+    def sweep(self) -> None:
+        """Relay long texts whose missing parts did not come within the timeout; purge claims.
+
+        Cheap when there is nothing to do, and done at most every few seconds per process.
+        """
+        now = self.clock()
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + SWEEP_INTERVAL
+        if now >= self._next_purge:
+            self._next_purge = now + PURGE_INTERVAL
+            self.store.purge(now - self.claim_retention)
+        for parts in self.store.waiting_parts(now - self.concat_timeout):
+            parts = in_order(parts)
+            first = parts[0]
+            chat = self._chat_on(first.number, first.sender)
+            indexes = ", ".join(str(p.index) for p in parts)
+            if chat is None:
+                log.warning(
+                    "Parts %s of %d of a long text from %s on %s: their chat has ended; dropped",
+                    indexes,
+                    first.total,
+                    mask(first.sender),
+                    mask(first.number),
+                )
+                self.store.relay_parts([p.message_id for p in parts], now)
+                continue
+            detail = (
+                f"only parts {indexes} of {first.total} came within CONCAT_TIMEOUT; "
+                "relayed as received"
+            )
+            log.warning("Chat %s: %s", chat.id, detail)
+            try:
+                self._relay_parts(chat, parts, detail=detail)
+            except SmsProxyError as error:
+                # No webhook waits on this: the parts stay, and the next sweep tries again.
+                log.warning("Chat %s: the incomplete text waits: %s", chat.id, error.message)
+
+    def _chat_on(self, number: str, sender: str) -> Chat | None:
+        """Return the active chat `sender` has on `number`, ending it first if it is idle."""
+        chat = self.store.find_active(number, sender)
+        if chat is not None:
+            chat = self._expire_if_idle(chat)
+        return chat if chat is not None and chat.active else None
+
+    def _relay_parts(self, chat: Chat, parts: Sequence[Part], *, detail: str) -> None:
+        """Relay the parts of a long text as one text, once."""
+        first = parts[0]
+        sms = InboundSms(
+            msisdn=first.sender,
+            to=first.number,
+            text="".join(p.text for p in parts),
+            message_id=first.message_id,
+            type="text",
+        )
+        message_ids = [p.message_id for p in parts]
+        self._relay_once(chat, first.sender, sms, f"concat:{first.message_id}", detail=detail)
+        self.store.relay_parts(message_ids, self.clock())
+
+    def _relay_once(
+        self,
+        chat: Chat,
+        sender: str,
+        sms: InboundSms,
+        key: str | None,
+        *,
+        detail: str | None = None,
+    ) -> None:
+        """Send `sms` to the partner unless the webhook `key` was (or is being) dealt with."""
+        if key is not None:
+            state = self.store.claim(key, self.clock(), self.claim_lease)
+            if state == DONE:
+                log.info("Text %s was relayed already: this copy is not", sms.message_id)
+                return
+            if state == BUSY:
+                log.info("Text %s is being relayed by another request", sms.message_id)
+                raise InProgress(
+                    "This text is being relayed by another request right now; deliver the "
+                    "webhook again later."
+                )
+        try:
+            self._send_and_record(chat, sender, sms, key, detail)
+        except BaseException:
+            if key is not None:
+                self.store.release(key)
+            raise
+
+    def _send_and_record(
+        self, chat: Chat, sender: str, sms: InboundSms, key: str | None, detail: str | None
+    ) -> None:
         if sms.type == "binary":
             log.warning(
                 "Text %s in chat %s is binary: only text is relayed", sms.message_id, chat.id
             )
-            self._record(chat, sender, sms, SKIPPED, detail="binary messages are not relayed")
-            return None
+            self._record(chat, sender, sms, SKIPPED, key, detail="binary messages are not relayed")
+            return
         if not sms.text:
             log.info("Text %s in chat %s is empty: nothing to relay", sms.message_id, chat.id)
-            self._record(chat, sender, sms, SKIPPED, detail="the text was empty")
-            return None
+            self._record(chat, sender, sms, SKIPPED, key, detail="the text was empty")
+            return
         partner = chat.partner_of(sender)
         try:
             message_ids = self.sender.send(chat.number, partner, sms.text)
@@ -182,8 +343,8 @@ class SmsProxy:
             log.error(
                 "Text %s in chat %s cannot be relayed: %s", sms.message_id, chat.id, error.message
             )
-            self._record(chat, sender, sms, FAILED, detail=error.message)
-            return None
+            self._record(chat, sender, sms, FAILED, key, detail=error.message)
+            return
         log.info(
             "Text %s in chat %s relayed to %s as %s",
             sms.message_id,
@@ -191,8 +352,7 @@ class SmsProxy:
             mask(partner),
             ", ".join(message_ids),
         )
-        self._record(chat, sender, sms, SENT, message_ids=message_ids)
-        return message_ids
+        self._record(chat, sender, sms, SENT, key, message_ids=message_ids, detail=detail)
 
     def _record(
         self,
@@ -200,11 +360,12 @@ class SmsProxy:
         sender: str,
         sms: InboundSms,
         outcome: str,
+        key: str | None,
         *,
         message_ids: Sequence[str] = (),
         detail: str | None = None,
     ) -> None:
-        """Add a text to its chat's log; a log that cannot be written must not resend it."""
+        """Log a text that was dealt with, and settle its claim; a failure must not resend it."""
         record = MessageRecord(
             chat_id=chat.id,
             direction=chat.direction_from(sender),
@@ -216,7 +377,7 @@ class SmsProxy:
             text=sms.text if self.store_message_bodies and sms.type != "binary" else None,
         )
         try:
-            self.store.record_message(record)
+            self.store.record_message(record, settles=key)
         except StoreUnavailable:
             # The text is dealt with: a 5xx now would make Vonage deliver it again.
             log.error("Text %s in chat %s (%s) was not logged", sms.message_id, chat.id, outcome)

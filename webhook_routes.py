@@ -7,7 +7,7 @@ with (relayed, or not worth sending again) and 503 only when trying again later 
 from flask import Blueprint, current_app
 
 from routes import proxy, request_fields
-from webhooks import parse_inbound_sms
+from webhooks import parse_delivery_receipt, parse_inbound_sms
 
 webhooks = Blueprint("webhooks", __name__)
 
@@ -24,4 +24,11 @@ def require_signature() -> None:
 def inbound_sms():
     """Relay a text Vonage received on a virtual number; 204 unless it is worth sending again."""
     proxy().relay(parse_inbound_sms(request_fields()))
+    return "", 204
+
+
+@webhooks.route("/webhooks/delivery-receipt", methods=["GET", "POST"])
+def delivery_receipt():
+    """Keep what Vonage says became of a relayed text, in its chat's message log."""
+    proxy().record_receipt(parse_delivery_receipt(request_fields()))
     return "", 204

@@ -3,6 +3,7 @@
 Every test here runs against each store (memory, SQLite, PostgreSQL) through the whole app.
 """
 
+import itertools
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -55,7 +56,12 @@ def start(client, user_a: str, user_b: str) -> dict:
     return answer.json
 
 
-def text(client, sender: str, number: str, body: str, message_id: str = "0A01", **extra):
+MESSAGE_IDS = (f"0A{n:014d}" for n in itertools.count(1))
+
+
+def text(client, sender: str, number: str, body: str, message_id: str | None = None, **extra):
+    """Deliver an inbound text; each gets a messageId of its own unless one is given."""
+    message_id = message_id or next(MESSAGE_IDS)
     fields = {"msisdn": sender, "to": number, "text": body, "messageId": message_id, **extra}
     return client.post(WEBHOOK, data=fields)
 
@@ -311,7 +317,7 @@ def test_a_text_sent_but_not_logged_is_not_sent_again(app, client, sms_api, capl
     chat = start(client, ALICE, BOB)
     store = app.extensions["sms_proxy"].store
 
-    def unavailable(record):
+    def unavailable(record, settles=None):
         raise StoreUnavailable("The chat store (the database) cannot be reached right now.")
 
     monkeypatch.setattr(store, "record_message", unavailable)
