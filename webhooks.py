@@ -4,6 +4,7 @@ Every field is checked here, so that what reaches the store is text a database c
 NUL, no lone surrogate, nothing longer than its column.
 """
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -89,8 +90,8 @@ def parse_inbound_sms(fields: Mapping[str, Any]) -> InboundSms:
     total = _whole_number(fields, "concat-total", 1, MAX_PARTS)
     if not sms.message_id:
         raise InvalidRequest("messageId", "is missing (each part of a long text needs its own)")
-    return InboundSms(
-        **{**sms.__dict__},
+    return dataclasses.replace(
+        sms,
         concat_ref=field_text(fields, "concat-ref", required=True, max_length=MAX_ID_LENGTH),
         concat_total=total,
         concat_part=_whole_number(fields, "concat-part", 1, total),

@@ -48,7 +48,8 @@ class SmsApi:
     """Vonage's SMS endpoint at the HTTP layer: the real SDK runs, nothing reaches the network.
 
     Each send is answered with the next queued answer, or `send-ok` when none is queued. An
-    answer is the name of a file in tests/data (HTTP 200), an HTTP status, or an exception.
+    answer is the name of a file in tests/data (HTTP 200), an HTTP status, an exception, or
+    a function called first (to hold the send, say) before the send is taken.
     """
 
     def __init__(self, mock: responses.RequestsMock) -> None:
@@ -71,6 +72,9 @@ class SmsApi:
 
     def _answer(self, request):
         answer = self.answers.popleft() if self.answers else "send-ok"
+        if callable(answer):
+            answer()
+            answer = "send-ok"
         if isinstance(answer, Exception):
             return answer
         if isinstance(answer, int):

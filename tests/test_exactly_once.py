@@ -1,0 +1,182 @@
+"""Each text reaches the partner once, however often, however late and wherever its webhook
+comes: again, while the first copy is still being sent, or at another worker of the store.
+
+Every test runs on each store; "another worker" is a second app on the same database.
+"""
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from app import create_app
+from tests.support import ADMIN_HEADERS, ADMIN_TOKEN, ALICE, BOB, VIRTUAL
+
+WEBHOOK = "/webhooks/inbound-sms"
+T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def config(config, store_url) -> dict:
+    return {**config, "DATABASE_URL": store_url, "ADMIN_API_TOKEN": ADMIN_TOKEN}
+
+
+@pytest.fixture
+def other_worker(config, store_url, sms_api):
+    """A second app on the same store, as another gunicorn worker or host would be."""
+    app = create_app(config)
+    yield app.test_client()
+    app.extensions["sms_proxy"].store.close()
+
+
+# The memory store is one process's own: only the SQL stores have other workers.
+SQL_STORES = pytest.mark.parametrize("store_url", ["sqlite", "postgresql"], indirect=True)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock(app) -> Clock:
+    clock = Clock()
+    app.extensions["sms_proxy"].clock = clock
+    return clock
+
+
+def fields(text="On my way", message_id="0A0000000000000001", **extra) -> dict:
+    return {"msisdn": ALICE, "to": VIRTUAL, "text": text, "messageId": message_id, **extra}
+
+
+@pytest.mark.parametrize("fmt", ["GET", "POST", "POST-JSON"])
+def test_a_webhook_delivered_again_relays_nothing_the_second_time(client, chat, sms_api, fmt):
+    deliver = {
+        "GET": lambda f: client.get(WEBHOOK, query_string=f),
+        "POST": lambda f: client.post(WEBHOOK, data=f),
+        "POST-JSON": lambda f: client.post(WEBHOOK, json=f),
+    }[fmt]
+    assert [deliver(fields()).status_code for _ in range(3)] == [204, 204, 204]
+    assert sms_api.texts() == [(VIRTUAL, BOB, "On my way", "text")]
+    log = client.get(f"/chats/{chat['id']}/messages").json["messages"]
+    assert [m["inboundMessageId"] for m in log] == ["0A0000000000000001"]
+
+
+def test_texts_with_other_message_ids_are_each_relayed(client, chat, sms_api):
+    for n in range(3):
+        client.post(WEBHOOK, data=fields(f"text {n}", message_id=f"0A{n:016d}"))
+    assert [t[2] for t in sms_api.texts()] == ["text 0", "text 1", "text 2"]
+
+
+def test_a_copy_that_comes_while_the_first_is_being_sent_gets_503_then_204(
+    app, client, chat, sms_api
+):
+    sending, release = threading.Event(), threading.Event()
+
+    def hold():
+        sending.set()
+        assert release.wait(10)
+
+    sms_api.then(hold)
+    first = {}
+    thread = threading.Thread(
+        target=lambda: first.update(answer=client.post(WEBHOOK, data=fields()))
+    )
+    thread.start()
+    assert sending.wait(10)
+    copy = app.test_client().post(WEBHOOK, data=fields())
+    release.set()
+    thread.join(10)
+
+    assert copy.status_code == 503
+    assert copy.json["error"] == "in_progress"
+    assert copy.headers["Retry-After"] == "5"
+    assert first["answer"].status_code == 204
+    # Vonage delivers the copy again later: by then the text went, and it is not sent again.
+    assert client.post(WEBHOOK, data=fields()).status_code == 204
+    assert len(sms_api.sent) == 1
+
+
+@SQL_STORES
+def test_a_copy_at_another_worker_relays_nothing(client, chat, sms_api, other_worker):
+    assert client.post(WEBHOOK, data=fields()).status_code == 204
+    assert other_worker.post(WEBHOOK, json=fields()).status_code == 204
+    assert len(sms_api.sent) == 1
+
+
+@SQL_STORES
+def test_a_copy_at_another_worker_while_the_first_is_sent_gets_503(
+    client, chat, sms_api, other_worker
+):
+    sending, release = threading.Event(), threading.Event()
+    sms_api.then(lambda: (sending.set(), release.wait(10)))
+    thread = threading.Thread(target=lambda: client.post(WEBHOOK, data=fields()))
+    thread.start()
+    assert sending.wait(10)
+    copy = other_worker.post(WEBHOOK, data=fields())
+    release.set()
+    thread.join(10)
+    assert copy.status_code == 503
+    assert other_worker.post(WEBHOOK, data=fields()).status_code == 204
+    assert len(sms_api.sent) == 1
+
+
+def test_a_transient_failure_releases_the_claim_so_the_redelivery_relays_once(
+    client, chat, sms_api
+):
+    sms_api.then(500)
+    assert client.post(WEBHOOK, data=fields()).status_code == 503
+    assert client.post(WEBHOOK, data=fields()).status_code == 204
+    assert client.post(WEBHOOK, data=fields()).status_code == 204
+    assert len(sms_api.sent) == 2  # the failed try, and the one that went
+    log = client.get(f"/chats/{chat['id']}/messages").json["messages"]
+    assert [m["outcome"] for m in log] == ["sent"]
+
+
+def test_a_permanent_failure_is_logged_once_and_not_tried_again(client, chat, sms_api):
+    sms_api.then("send-number-barred")
+    assert client.post(WEBHOOK, data=fields()).status_code == 204
+    assert client.post(WEBHOOK, data=fields()).status_code == 204
+    assert len(sms_api.sent) == 1
+    log = client.get(f"/chats/{chat['id']}/messages").json["messages"]
+    assert [m["outcome"] for m in log] == ["failed"]
+
+
+def test_a_claim_left_by_a_crashed_request_is_taken_over_after_its_lease(
+    app, client, chat, sms_api, clock
+):
+    proxy = app.extensions["sms_proxy"]
+    proxy.store.claim("0A0000000000000001", clock.now, proxy.claim_lease)  # then it died
+    assert client.post(WEBHOOK, data=fields()).status_code == 503
+    clock.now += proxy.claim_lease
+    assert client.post(WEBHOOK, data=fields()).status_code == 204
+    assert len(sms_api.sent) == 1
+
+
+def test_what_was_relayed_is_remembered_for_longer_than_vonage_delivers_again(
+    app, client, chat, sms_api, clock
+):
+    assert client.post(WEBHOOK, data=fields()).status_code == 204
+    clock.now += timedelta(hours=24, minutes=59)
+    client.post(WEBHOOK, data=fields(message_id="0A0000000000000002"))  # sweeps old claims
+    assert client.post(WEBHOOK, data=fields()).status_code == 204
+    assert [t[2] for t in sms_api.texts()] == ["On my way", "On my way"]  # the two ids
+    assert app.extensions["sms_proxy"].claim_retention >= timedelta(hours=25)
+
+
+def test_a_webhook_without_a_message_id_is_relayed_each_time(client, chat, sms_api):
+    # Nothing to tell copies apart by: relaying twice beats dropping a text.
+    for _ in range(2):
+        assert client.post(WEBHOOK, data=fields(message_id="")).status_code == 204
+    assert len(sms_api.sent) == 2
+
+
+@SQL_STORES
+def test_the_admin_api_shows_the_chat_untouched_by_copies(client, chat, other_worker, sms_api):
+    client.post(WEBHOOK, data=fields())
+    other_worker.post(WEBHOOK, data=fields())
+    shown = other_worker.get(f"/chats/{chat['id']}", headers=ADMIN_HEADERS).json
+    assert shown["messageCount"] == 1

@@ -1,0 +1,196 @@
+"""Long texts arrive as parts, each in its own webhook: they are joined in order, however they
+come, and relayed once as one text. Parts wait in the store, so a restart or another worker
+loses none; parts whose text never completes are relayed as they are after CONCAT_TIMEOUT.
+"""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from app import create_app
+from tests.support import ADMIN_TOKEN, ALICE, BOB, VIRTUAL
+
+WEBHOOK = "/webhooks/inbound-sms"
+T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+SQL_STORES = pytest.mark.parametrize("store_url", ["sqlite", "postgresql"], indirect=True)
+# 3,200 characters (Vonage's most) of emoji and non-Latin scripts: 48 parts of up to 67.
+LONG_UNICODE = ("Привет 👋 你好 مرحبا 🚕 " * 200)[:3200]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def config(config, store_url) -> dict:
+    return {**config, "DATABASE_URL": store_url, "ADMIN_API_TOKEN": ADMIN_TOKEN}
+
+
+@pytest.fixture
+def clock(app) -> Clock:
+    clock = Clock()
+    app.extensions["sms_proxy"].clock = clock
+    return clock
+
+
+def split(text: str, size: int) -> list[str]:
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+def part(texts: list[str], n: int, *, ref="42", sender=ALICE, **extra) -> dict:
+    """Part `n` (from 1) of the long text whose parts are `texts`, as Vonage sends it."""
+    return {
+        "msisdn": sender,
+        "to": VIRTUAL,
+        "messageId": f"0B{ref}{n:04d}",
+        "text": texts[n - 1],
+        "type": "unicode" if any(ord(c) > 127 for c in texts[n - 1]) else "text",
+        "concat": "true",
+        "concat-ref": ref,
+        "concat-total": str(len(texts)),
+        "concat-part": str(n),
+        **extra,
+    }
+
+
+LONG = "I'm outside the station, by the taxi rank. " * 8  # 352 characters: 3 parts
+PARTS = split(LONG, 153)
+
+
+def test_parts_out_of_order_and_repeated_are_relayed_once_as_one_text(client, chat, sms_api):
+    for n, fmt in [(3, "GET"), (1, "POST"), (3, "POST-JSON"), (1, "GET")]:
+        deliver = {"GET": client.get, "POST": client.post, "POST-JSON": client.post}[fmt]
+        if fmt == "GET":
+            answer = deliver(WEBHOOK, query_string=part(PARTS, n))
+        elif fmt == "POST":
+            answer = deliver(WEBHOOK, data=part(PARTS, n))
+        else:
+            answer = deliver(WEBHOOK, json=part(PARTS, n))
+        assert answer.status_code == 204
+    assert sms_api.sent == []  # part 2 has not come
+    assert client.post(WEBHOOK, data=part(PARTS, 2)).status_code == 204
+    assert sms_api.texts() == [(VIRTUAL, BOB, LONG, "text")]
+    for n in (1, 2, 3):  # late copies of relayed parts
+        assert client.post(WEBHOOK, data=part(PARTS, n)).status_code == 204
+    assert len(sms_api.sent) == 1
+    (entry,) = client.get(f"/chats/{chat['id']}/messages").json["messages"]
+    assert (entry["outcome"], entry["detail"]) == ("sent", "joined from 3 parts")
+    assert entry["inboundMessageId"] == part(PARTS, 1)["messageId"]
+
+
+def test_a_3200_character_unicode_text_in_48_parts_is_relayed_whole_as_unicode(
+    client, chat, sms_api
+):
+    texts = split(LONG_UNICODE, 67)
+    assert len(texts) == 48
+    for n in reversed(range(1, 49)):
+        assert client.post(WEBHOOK, json=part(texts, n)).status_code == 204
+    assert sms_api.texts() == [(VIRTUAL, BOB, LONG_UNICODE, "unicode")]
+
+
+def test_two_long_texts_with_their_parts_interleaved_are_kept_apart(client, chat, sms_api):
+    other = split("Second long text, " * 10, 153)
+    client.post(WEBHOOK, data=part(PARTS, 1))
+    client.post(WEBHOOK, data=part(other, 2, ref="43"))
+    client.post(WEBHOOK, data=part(PARTS, 2))
+    client.post(WEBHOOK, data=part(other, 1, ref="43"))
+    client.post(WEBHOOK, data=part(PARTS, 3))
+    assert [t[2] for t in sms_api.texts()] == ["Second long text, " * 10, LONG]
+
+
+@SQL_STORES
+def test_parts_wait_in_the_store_through_a_restart_and_across_workers(app, config, chat, sms_api):
+    app.test_client().post(WEBHOOK, data=part(PARTS, 2))
+    app.extensions["sms_proxy"].store.close()  # the service stops
+    restarted = create_app(config)
+    worker = create_app(config)
+    try:
+        restarted.test_client().post(WEBHOOK, data=part(PARTS, 3))
+        assert worker.test_client().post(WEBHOOK, json=part(PARTS, 1)).status_code == 204
+        assert sms_api.texts() == [(VIRTUAL, BOB, LONG, "text")]
+    finally:
+        restarted.extensions["sms_proxy"].store.close()
+        worker.extensions["sms_proxy"].store.close()
+
+
+def test_a_transient_failure_of_the_whole_text_is_tried_again_with_the_last_part(
+    client, chat, sms_api
+):
+    client.post(WEBHOOK, data=part(PARTS, 1))
+    client.post(WEBHOOK, data=part(PARTS, 2))
+    sms_api.then(503)
+    assert client.post(WEBHOOK, data=part(PARTS, 3)).status_code == 503
+    assert client.post(WEBHOOK, data=part(PARTS, 3)).status_code == 204  # Vonage, again
+    assert client.post(WEBHOOK, data=part(PARTS, 3)).status_code == 204
+    assert sms_api.texts()[-1] == (VIRTUAL, BOB, LONG, "text")
+    assert len(sms_api.sent) == 2
+
+
+def test_parts_that_never_complete_are_relayed_as_received_after_the_timeout(
+    app, client, chat, sms_api, clock
+):
+    client.post(WEBHOOK, data=part(PARTS, 3))
+    client.post(WEBHOOK, data=part(PARTS, 1))
+    clock.now += timedelta(seconds=119)
+    client.post(WEBHOOK, data={"msisdn": BOB, "to": VIRTUAL, "text": "hello?", "messageId": "X1"})
+    assert [t[2] for t in sms_api.texts()] == ["hello?"]  # not yet
+    clock.now += timedelta(seconds=6)  # past the timeout, and the sweep interval
+    client.post(WEBHOOK, data={"msisdn": BOB, "to": VIRTUAL, "text": "there?", "messageId": "X2"})
+    assert sms_api.texts()[1] == (VIRTUAL, BOB, PARTS[0] + PARTS[2], "text")
+    entry = client.get(f"/chats/{chat['id']}/messages").json["messages"][1]
+    assert entry["detail"] == (
+        "only parts 1, 3 of 3 came within CONCAT_TIMEOUT; relayed as received"
+    )
+    # The missing part, very late, is relayed alone in its turn; nothing is sent twice.
+    client.post(WEBHOOK, data=part(PARTS, 2))
+    clock.now += timedelta(seconds=121)
+    app.extensions["sms_proxy"].sweep()
+    assert [t[2] for t in sms_api.texts()[2:]] == ["there?", PARTS[1]]
+
+
+def test_a_timed_out_text_whose_send_fails_for_now_waits_for_the_next_sweep(
+    app, client, chat, sms_api, clock
+):
+    proxy = app.extensions["sms_proxy"]
+    client.post(WEBHOOK, data=part(PARTS, 1))
+    clock.now += timedelta(seconds=121)
+    sms_api.then(500)
+    proxy.sweep()
+    assert len(sms_api.sent) == 1
+    proxy.sweep()  # within the sweep interval: nothing
+    clock.now += timedelta(seconds=6)
+    proxy.sweep()
+    assert sms_api.texts()[-1] == (VIRTUAL, BOB, PARTS[0], "text")
+    clock.now += timedelta(seconds=6)
+    proxy.sweep()
+    assert len(sms_api.sent) == 2
+
+
+def test_parts_for_no_chat_are_not_kept(app, client, sms_api, clock):
+    assert client.post(WEBHOOK, data=part(PARTS, 1)).status_code == 204
+    assert app.extensions["sms_proxy"].store.waiting_parts(clock.now + timedelta(days=1)) == []
+
+
+BAD_PARTS = {
+    "part 0": {"concat-part": "0"},
+    "part past the total": {"concat-part": "4"},
+    "total 0": {"concat-total": "0"},
+    "total 256": {"concat-total": "256", "concat-part": "1"},
+    "words": {"concat-total": "three"},
+    "no total": {"concat-total": ""},
+    "no ref": {"concat-ref": ""},
+    "no messageId": {"messageId": ""},
+    "unicode digits": {"concat-part": "²"},
+}
+
+
+@pytest.mark.parametrize("change", BAD_PARTS.values(), ids=BAD_PARTS.keys())
+def test_a_part_with_impossible_concat_fields_is_refused_with_a_400(client, chat, sms_api, change):
+    answer = client.post(WEBHOOK, data={**part(PARTS, 1), **change})
+    assert answer.status_code == 400
+    assert answer.json["field"] in ("concat-part", "concat-total", "concat-ref", "messageId")
+    assert sms_api.sent == []
