@@ -1,0 +1,126 @@
+"""Delivery receipts: what became of each relayed text is kept in its chat's message log."""
+
+import time
+
+import pytest
+
+from app import create_app
+from signatures import sign
+from tests.support import ADMIN_HEADERS, ALICE, BOB, VIRTUAL
+
+RECEIPT = "/webhooks/delivery-receipt"
+FORMATS = ["GET", "POST", "POST-JSON"]
+
+
+@pytest.fixture
+def config(config, store_url) -> dict:
+    return {**config, "DATABASE_URL": store_url}
+
+
+def receipt(message_id="0A0000000123ABCD2", status="delivered", **extra) -> dict:
+    """A delivery receipt as Vonage sends it, for the SMS part `message_id`."""
+    return {
+        "msisdn": BOB,
+        "to": VIRTUAL,
+        "network-code": "23410",
+        "messageId": message_id,
+        "price": "0.03330000",
+        "status": status,
+        "scts": "2611220900",
+        "err-code": "0",
+        "api-key": "abcd1234",
+        "message-timestamp": "2026-11-22 09:00:05",
+        **extra,
+    }
+
+
+def deliver(client, fmt: str, fields: dict):
+    if fmt == "GET":
+        return client.get(RECEIPT, query_string=fields)
+    if fmt == "POST":
+        return client.post(RECEIPT, data=fields)
+    return client.post(RECEIPT, json=fields)
+
+
+@pytest.fixture
+def relayed(client, chat, sms_api) -> dict:
+    """A long text Alice sent Bob, which Vonage sent as two SMS parts."""
+    sms_api.then("send-two-parts")
+    fields = {"msisdn": ALICE, "to": VIRTUAL, "text": "On my way", "messageId": "0C01"}
+    assert client.post("/webhooks/inbound-sms", data=fields).status_code == 204
+    return chat
+
+
+def log_of(client, chat) -> list[dict]:
+    return client.get(f"/chats/{chat['id']}/messages").json["messages"]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_receipt_is_kept_with_its_text_in_each_format(client, relayed, fmt):
+    assert deliver(client, fmt, receipt()).status_code == 204
+    (entry,) = log_of(client, relayed)
+    assert entry["vonageMessageIds"] == ["0A0000000123ABCD1", "0A0000000123ABCD2"]
+    ((shown),) = entry["receipts"]
+    assert (shown["messageId"], shown["status"], shown["errCode"]) == (
+        "0A0000000123ABCD2",
+        "delivered",
+        "0",
+    )
+
+
+def test_a_failed_part_keeps_its_err_code_and_a_late_buffered_does_not_undo_it(client, relayed):
+    deliver(client, "POST", receipt("0A0000000123ABCD1", "accepted", **{"err-code": "0"}))
+    deliver(client, "POST", receipt("0A0000000123ABCD1", "failed", **{"err-code": "6"}))
+    deliver(client, "POST", receipt("0A0000000123ABCD1", "buffered"))
+    deliver(client, "POST", receipt("0A0000000123ABCD2", "delivered"))
+    (entry,) = log_of(client, relayed)
+    assert [(r["status"], r["errCode"]) for r in entry["receipts"]] == [
+        ("failed", "6"),
+        ("delivered", "0"),
+    ]
+
+
+def test_a_receipt_for_an_intro_or_a_stranger_is_answered_204_and_kept_nowhere(client, relayed):
+    # The chat's intros went out as 0A0000000123ABCD1 too, but intros are not logged.
+    assert deliver(client, "POST", receipt("0AFFFFFFFFFFFFFF")).status_code == 204
+    (entry,) = log_of(client, relayed)
+    assert entry["receipts"] == []
+
+
+BAD_RECEIPTS = {
+    "no messageId": ({"messageId": ""}, "messageId"),
+    "no status": ({"status": ""}, "status"),
+    "a status too long": ({"status": "x" * 17}, "status"),
+    "a list for err-code": ({"err-code": ["6"]}, "err-code"),
+    "a NUL in the id": ({"messageId": "0A\x00"}, "messageId"),
+}
+
+
+@pytest.mark.parametrize("change, field", BAD_RECEIPTS.values(), ids=BAD_RECEIPTS.keys())
+def test_a_receipt_without_its_fields_is_refused_with_a_400(client, relayed, change, field):
+    answer = client.post(RECEIPT, json=receipt(**change))
+    assert answer.status_code == 400
+    assert answer.json["field"] == field
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_with_a_signature_secret_a_receipt_must_be_signed(config, sms_api, fmt):
+    secret = "receipt-secret-1234"
+    app = create_app({**config, "VONAGE_SIGNATURE_SECRET": secret})
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = ADMIN_HEADERS["Authorization"]
+    chat = client.post("/chat", json={"userANumber": ALICE, "userBNumber": BOB}).json
+    inbound = {"msisdn": ALICE, "to": VIRTUAL, "text": "hi", "messageId": "0C02"}
+    inbound["timestamp"] = str(int(time.time()))
+    inbound["sig"] = sign(inbound, secret, "md5hash")
+    assert client.post("/webhooks/inbound-sms", data=inbound).status_code == 204
+
+    unsigned = receipt("0A0000000123ABCD1", timestamp=str(int(time.time())))
+    assert deliver(client, fmt, unsigned).status_code == 401
+    assert log_of(client, chat)[0]["receipts"] == []
+    assert (
+        deliver(client, fmt, {**unsigned, "sig": sign(unsigned, secret, "md5hash")}).status_code
+        == 204
+    )
+    assert log_of(client, chat)[0]["receipts"][0]["status"] == "delivered"
+    app.extensions["sms_proxy"].store.close()
