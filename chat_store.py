@@ -34,6 +34,11 @@ def new_chat_id() -> str:
     return uuid.uuid4().hex
 
 
+def could_be_chat_id(text: str) -> bool:
+    """True for text shaped like a chat id (32 hex digits): anything else names no chat."""
+    return len(text) == 32 and all(c in "0123456789abcdef" for c in text)
+
+
 @dataclass(frozen=True, slots=True)
 class Chat:
     """Two people texting each other through one virtual number of the pool."""

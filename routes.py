@@ -20,6 +20,8 @@ admin = Blueprint("admin", __name__)
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
+# Cursors are row numbers: a 64-bit column holds none larger.
+MAX_CURSOR = 2**63 - 1
 STATUSES = {"active": ACTIVE, "ended": ENDED, "all": None}
 
 
@@ -57,7 +59,11 @@ def _whole_number(
     raw = request.args.get(name, "")
     if raw == "":
         return default
-    if not raw.isdigit() or int(raw) < low or (high is not None and int(raw) > high):
+    if (
+        not (raw.isascii() and raw.isdigit())
+        or int(raw) < low
+        or (high is not None and int(raw) > high)
+    ):
         upper = f" to {high}" if high is not None else " or more"
         raise InvalidRequest(name, f"must be a whole number from {low}{upper}")
     return int(raw)
@@ -69,7 +75,7 @@ def _page_size() -> int:
 
 def _cursor() -> int | None:
     # Cursors are the `nextCursor` of the previous page: a position, not an offset.
-    return _whole_number("cursor", None, low=0)
+    return _whole_number("cursor", None, low=0, high=MAX_CURSOR)
 
 
 def _flag(name: str) -> bool:

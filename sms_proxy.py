@@ -17,6 +17,7 @@ from chat_store import (
     MessageRecord,
     Part,
     Receipt,
+    could_be_chat_id,
     in_order,
 )
 from errors import (
@@ -113,7 +114,8 @@ class SmsProxy:
 
     def get_chat(self, chat_id: str) -> Chat:
         """Return a chat, active or ended, or raise `ChatNotFound`."""
-        chat = self.store.get_chat(chat_id)
+        # Checked before the store sees it: a NUL or a megabyte id is for no database.
+        chat = self.store.get_chat(chat_id) if could_be_chat_id(chat_id) else None
         if chat is None:
             raise ChatNotFound
         return self._expire_if_idle(chat)
