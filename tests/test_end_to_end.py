@@ -169,6 +169,6 @@ def test_a_thousand_chats_over_a_pool_of_ten_relay_exactly(tmp_path, standin, st
         relayed = Counter((s["from"], s["to"], s["text"]) for s in standin.sent[sent_before:])
         assert relayed == expected  # each text once, to the partner, from its chat's number
 
-        listed = requests.get(f"{url}/chats?limit=500", timeout=30).json()
+        listed = admin_session().get(f"{url}/chats?limit=500", timeout=30).json()
         assert len(listed["chats"]) == 500 and listed["nextCursor"]
         assert {c["messageCount"] for c in listed["chats"]} == {2}
