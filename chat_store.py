@@ -483,11 +483,12 @@ class MemoryChatStore:
         with self._lock:
             if part.message_id in self._relayed_parts:
                 return None
-            waiting = self._waiting.setdefault(part.text_key, [])
-            if part.message_id not in self._parts:
-                self._parts[part.message_id] = part
-                waiting.append(part.message_id)
-            return [self._parts[message_id] for message_id in waiting]
+            # A copy counts as the part first kept, whatever its concat fields say.
+            kept = self._parts.get(part.message_id)
+            if kept is None:
+                kept = self._parts[part.message_id] = part
+                self._waiting.setdefault(part.text_key, []).append(part.message_id)
+            return [self._parts[message_id] for message_id in self._waiting[kept.text_key]]
 
     def waiting_parts(self, received_before: datetime) -> list[list[Part]]:
         """Return the long texts still waiting whose first part came before that moment."""

@@ -470,12 +470,6 @@ class SqlChatStore:
 
     def add_part(self, part: Part) -> list[Part] | None:
         """Keep a part of a long text; return the parts of its text waiting so far."""
-        same_text = (
-            parts.c.sender == part.sender,
-            parts.c.number == part.number,
-            parts.c.ref == part.ref,
-            parts.c.total == part.total,
-        )
         with self._write() as conn:
             if self.kind == "postgresql":
                 # Two parts of one text, arriving together, must not each miss the other.
@@ -495,14 +489,19 @@ class SqlChatStore:
                 )
                 .on_conflict_do_nothing(index_elements=["message_id"])
             )
-            relayed = conn.execute(
-                select(parts.c.relayed_at).where(parts.c.message_id == part.message_id)
-            ).scalar()
-            if relayed is not None:
+            # A copy counts as the part first kept, whatever its concat fields say.
+            kept = conn.execute(select(parts).where(parts.c.message_id == part.message_id)).first()
+            if kept.relayed_at is not None:
                 return None
             rows = conn.execute(
                 select(parts)
-                .where(*same_text, parts.c.relayed_at.is_(None))
+                .where(
+                    parts.c.sender == kept.sender,
+                    parts.c.number == kept.number,
+                    parts.c.ref == kept.ref,
+                    parts.c.total == kept.total,
+                    parts.c.relayed_at.is_(None),
+                )
                 .order_by(parts.c.received_at, parts.c.message_id)
             )
             return [_part(row) for row in rows.mappings()]

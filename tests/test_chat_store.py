@@ -1,5 +1,6 @@
 """The contract every chat store keeps: memory, SQLite and PostgreSQL run the same tests."""
 
+import dataclasses
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -349,3 +350,11 @@ def test_a_receipt_is_kept_with_the_logged_text_sent_as_that_message_id(store):
     failed = Receipt("0B01", "failed", "6", T0 + timedelta(seconds=9))
     store.record_receipt(failed)
     assert store.list_messages(chat.id)[0].receipts == (failed, delivered)
+
+
+def test_a_copy_of_a_part_with_other_concat_fields_counts_as_the_part_first_kept(store):
+    first = part(1, total=2)
+    changed = dataclasses.replace(first, ref="99", total=3)
+    assert store.add_part(first) == [first]
+    assert store.add_part(changed) == [first]
+    assert store.waiting_parts(T0 + timedelta(days=1)) == [[first]]
