@@ -125,6 +125,8 @@ plain = st.one_of(
     st.text(max_size=40), st.sampled_from([n for n in NASTY if n != "\ud800"] + NUMBERS)
 )
 forms = st.dictionaries(st.one_of(st.sampled_from(FIELDS), st.text(max_size=10)), plain, max_size=8)
+# What a header value can carry through the test client: no line breaks, no surrogates.
+HEADER_CHARACTERS = st.characters(codec="utf-8", exclude_characters="\r\n")
 PROPERTY = settings(
     max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", "150")),
     deadline=None,
