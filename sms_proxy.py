@@ -205,8 +205,7 @@ class SmsProxy:
         if waiting is None:
             log.info("Part %s was relayed already: this copy is not", sms.message_id)
             return
-        parts = in_order(waiting)
-        if len(parts) < part.total:
+        if len(in_order(waiting)) < part.total:
             log.info(
                 "Part %d of %d of a long text in chat %s: waiting for the others",
                 part.index,
@@ -214,7 +213,7 @@ class SmsProxy:
                 chat.id,
             )
             return
-        self._relay_parts(chat, parts, detail=f"joined from {part.total} parts")
+        self._relay_parts(chat, waiting, detail=f"joined from {part.total} parts")
 
     def record_receipt(self, receipt: DeliveryReceipt) -> None:
         """Keep what a delivery receipt says with the logged text it is about."""
@@ -245,8 +244,8 @@ class SmsProxy:
         if now >= self._next_purge:
             self._next_purge = now + PURGE_INTERVAL
             self.store.purge(now - self.claim_retention)
-        for parts in self.store.waiting_parts(now - self.concat_timeout):
-            parts = in_order(parts)
+        for waiting in self.store.waiting_parts(now - self.concat_timeout):
+            parts = in_order(waiting)
             first = parts[0]
             chat = self._chat_on(first.number, first.sender)
             indexes = ", ".join(str(p.index) for p in parts)
@@ -258,7 +257,7 @@ class SmsProxy:
                     mask(first.sender),
                     mask(first.number),
                 )
-                self.store.relay_parts([p.message_id for p in parts], now)
+                self.store.relay_parts([p.message_id for p in waiting], now)
                 continue
             detail = (
                 f"only parts {indexes} of {first.total} came within CONCAT_TIMEOUT; "
@@ -266,7 +265,7 @@ class SmsProxy:
             )
             log.warning("Chat %s: %s", chat.id, detail)
             try:
-                self._relay_parts(chat, parts, detail=detail)
+                self._relay_parts(chat, waiting, detail=detail)
             except SmsProxyError as error:
                 # No webhook waits on this: the parts stay, and the next sweep tries again.
                 log.warning("Chat %s: the incomplete text waits: %s", chat.id, error.message)
@@ -278,8 +277,12 @@ class SmsProxy:
             chat = self._expire_if_idle(chat)
         return chat if chat is not None and chat.active else None
 
-    def _relay_parts(self, chat: Chat, parts: Sequence[Part], *, detail: str) -> None:
-        """Relay the parts of a long text as one text, once."""
+    def _relay_parts(self, chat: Chat, waiting: Sequence[Part], *, detail: str) -> None:
+        """Relay the parts of a long text as one text, once; then none of them waits.
+
+        A part Vonage sent twice under two messageIds is joined once, and both are done.
+        """
+        parts = in_order(waiting)
         first = parts[0]
         sms = InboundSms(
             msisdn=first.sender,
@@ -288,9 +291,8 @@ class SmsProxy:
             message_id=first.message_id,
             type="text",
         )
-        message_ids = [p.message_id for p in parts]
         self._relay_once(chat, first.sender, sms, f"concat:{first.message_id}", detail=detail)
-        self.store.relay_parts(message_ids, self.clock())
+        self.store.relay_parts([p.message_id for p in waiting], self.clock())
 
     def _relay_once(
         self,

@@ -92,6 +92,18 @@ def test_a_3200_character_unicode_text_in_48_parts_is_relayed_whole_as_unicode(
     assert sms_api.texts() == [(VIRTUAL, BOB, LONG_UNICODE, "unicode")]
 
 
+def test_a_part_sent_again_under_another_message_id_is_joined_once_and_not_left_waiting(
+    app, client, chat, sms_api, clock
+):
+    client.post(WEBHOOK, data=part(PARTS, 1))
+    client.post(WEBHOOK, data={**part(PARTS, 1), "messageId": "0B42-again"})
+    client.post(WEBHOOK, data=part(PARTS, 2))
+    client.post(WEBHOOK, data=part(PARTS, 3))
+    clock.now += timedelta(hours=1)
+    app.extensions["sms_proxy"].sweep()
+    assert sms_api.texts() == [(VIRTUAL, BOB, LONG, "text")]
+
+
 def test_two_long_texts_with_their_parts_interleaved_are_kept_apart(client, chat, sms_api):
     other = split("Second long text, " * 10, 153)
     client.post(WEBHOOK, data=part(PARTS, 1))
