@@ -1,0 +1,333 @@
+"""The benchmark: the service under its production server, against a stand-in for Vonage.
+
+    .venv/bin/python -m bench            # the targets: memory, SQLite (and PostgreSQL)
+    .venv/bin/python -m bench --scale    # throughput and memory with 1, 1,000, 100,000 chats
+
+For each case it starts the stand-in (`bench/standin.py`, its own process) and the service
+(gunicorn with gunicorn.conf.py, as the README's run command), creates real chats through
+the API, then sends inbound-SMS webhooks at a set concurrency in several rounds. It checks
+that every text was relayed exactly once, and reports per round: webhooks per second,
+latency p50/p95/p99, the service's CPU time per relayed text (every gunicorn process, from
+/proc), and its peak memory (the sum of each process's peak RSS); then the median of the
+rounds. PostgreSQL is measured when BENCH_DATABASE_URL (or TEST_DATABASE_URL) names one.
+"""
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode
+
+import requests
+
+from bench import load
+
+PROJECT = Path(__file__).resolve().parent.parent
+TOKEN = "bench-admin-token-0123456789"
+POOL = [f"4477009009{n:02d}" for n in range(10)]
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Round:
+    """One measured round of webhooks."""
+
+    rate: float
+    p50: float
+    p95: float
+    p99: float
+    cpu_ms: float
+    peak_mb: float
+
+
+@contextmanager
+def standin(latency_ms: float, directory: Path):
+    """Run the stand-in in a process of its own; yield (host, CA file)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "bench.standin", "--latency-ms", str(latency_ms)]
+    command += ["--directory", str(directory)]
+    process = subprocess.Popen(command, cwd=PROJECT, stdout=subprocess.PIPE, text=True)
+    try:
+        ready = json.loads(process.stdout.readline())
+        yield ready["host"], ready["ca_file"]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def service(database_url: str, host: str, ca_file: str, log_file: Path):
+    """Run the README's run command (gunicorn with gunicorn.conf.py); yield (port, pid)."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "VONAGE_API_KEY": "abcd1234",
+        "VONAGE_API_SECRET": "abcdef0123456789",
+        "VONAGE_NUMBERS": ",".join(POOL),
+        "VONAGE_REST_HOST": host,
+        "REQUESTS_CA_BUNDLE": ca_file,
+        "DATABASE_URL": database_url,
+        "ADMIN_API_TOKEN": TOKEN,
+    }
+    env.pop("WEB_CONCURRENCY", None)
+    command = [str(Path(sys.executable).parent / "gunicorn"), "app:create_app()"]
+    command += ["--bind", f"127.0.0.1:{port}"]
+    with log_file.open("a") as log:
+        process = subprocess.Popen(command, cwd=PROJECT, env=env, stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                sys.exit(f"the service did not start:\n{log_file.read_text()}")
+            time.sleep(0.1)
+        time.sleep(1)  # every worker booted
+        yield port, process.pid
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def processes(root: int) -> list[int]:
+    """Return `root` and every process below it."""
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            todo += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLOCK_TICKS
+
+
+def peak_memory(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                total += int(line.split()[1]) * 1024
+    return total
+
+
+def create_chats(port: int, count: int) -> list[dict]:
+    """Start `count` chats of two people each through the API; return them."""
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    people = [(f"44{7000000000 + 2 * n}", f"44{7000000001 + 2 * n}") for n in range(count)]
+    requests_ = [
+        load.request_bytes(
+            "POST", "/chat", json.dumps({"userANumber": a, "userBNumber": b}).encode(), headers
+        )
+        for a, b in people
+    ]
+    result = load.run(port, requests_, 32, keep_bodies=True)
+    if set(result.statuses) != {201}:
+        sys.exit(f"creating chats failed: {sorted(set(result.statuses))}")
+    return [json.loads(body) for body in result.bodies]
+
+
+def webhooks(chats: list[dict], count: int, label: str) -> tuple[list[bytes], list[str]]:
+    """Return `count` inbound-SMS webhooks (POST form, as Vonage sends) spread over `chats`."""
+    raw, texts = [], []
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    for i in range(count):
+        chat = chats[i % len(chats)]
+        sender = chat["userANumber"] if (i // len(chats)) % 2 == 0 else chat["userBNumber"]
+        text = f"{label} text {i}: I am at the north entrance"
+        fields = {
+            "msisdn": sender,
+            "to": chat["virtualNumber"],
+            "messageId": f"{label}-{i:08d}",
+            "text": text,
+            "type": "text",
+            "keyword": "I",
+            "api-key": "abcd1234",
+            "message-timestamp": "2026-11-22 12:00:00",
+        }
+        raw.append(
+            load.request_bytes("POST", "/webhooks/inbound-sms", urlencode(fields).encode(), headers)
+        )
+        texts.append(text)
+    return raw, texts
+
+
+def percentile(ordered: list[float], q: float) -> float:
+    """Return the `q` quantile of ordered latencies, in milliseconds."""
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def measure(port: int, pid: int, chats, args, label: str, sent_url: str, ca_file: str) -> Round:
+    """Send one round of webhooks; check each was relayed once; return the figures."""
+    raw, texts = webhooks(chats, args.webhooks, label)
+    pids = processes(pid)
+    cpu_before = cpu_seconds(pids)
+    result = load.run(port, raw, args.concurrency)
+    cpu = cpu_seconds(pids) - cpu_before
+    statuses = {s: result.statuses.count(s) for s in set(result.statuses)}
+    if statuses != {204: len(raw)}:
+        sys.exit(f"round {label}: not every webhook got a 204: {statuses}")
+    sent = requests.get(sent_url, verify=ca_file, timeout=30).json()
+    twice = [t for t in texts if sent.get(t, 0) != 1]
+    if twice:
+        sys.exit(f"round {label}: {len(twice)} texts were not relayed exactly once")
+    latencies = sorted(result.latencies)
+    return Round(
+        rate=len(raw) / result.elapsed,
+        p50=percentile(latencies, 0.50),
+        p95=percentile(latencies, 0.95),
+        p99=percentile(latencies, 0.99),
+        cpu_ms=cpu * 1000 / len(raw),
+        peak_mb=peak_memory(processes(pid)) / 2**20,
+    )
+
+
+def run_case(name: str, database_url: str, chats_count: int, latency_ms: float, args, work: Path):
+    """Measure one case (store, chats, latency) in `args.runs` rounds; print each and the median."""
+    with ExitStack() as stack:
+        host, ca_file = stack.enter_context(standin(latency_ms, work / f"ca-{name}"))
+        port, pid = stack.enter_context(service(database_url, host, ca_file, work / "service.log"))
+        started = time.perf_counter()
+        chats = create_chats(port, chats_count)
+        created = time.perf_counter() - started
+        sent_url = f"https://{host}/_sent"
+        measure(
+            port,
+            pid,
+            chats,
+            argparse.Namespace(**{**vars(args), "webhooks": 500}),
+            f"{name}-warm",
+            sent_url,
+            ca_file,
+        )
+        rounds = []
+        for n in range(args.runs):
+            rounds.append(measure(port, pid, chats, args, f"{name}-{n}", sent_url, ca_file))
+            r = rounds[-1]
+            print(
+                f"  {name:<28} round {n + 1}: {r.rate:7.0f}/s  p50 {r.p50:6.1f}  p95 {r.p95:6.1f}  "
+                f"p99 {r.p99:6.1f} ms  cpu {r.cpu_ms:5.2f} ms/text  peak {r.peak_mb:6.1f} MB",
+                flush=True,
+            )
+    median = Round(
+        *(statistics.median(getattr(r, f) for r in rounds) for f in Round.__dataclass_fields__)
+    )
+    return median, created
+
+
+def sql_url(kind: str, work: Path, stack: ExitStack) -> str:
+    if kind == "sqlite":
+        path = work / "bench.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        return f"sqlite:///{path}"
+    from tests.support import postgres_schema
+
+    return stack.enter_context(postgres_schema(postgres_url()))
+
+
+def postgres_url() -> str:
+    return os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL", "")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=3, help="measured rounds a case (3)")
+    parser.add_argument("--webhooks", type=int, default=5000, help="webhooks a round (5000)")
+    parser.add_argument("--concurrency", type=int, default=32, help="webhooks in flight (32)")
+    parser.add_argument("--chats", type=int, default=1000, help="active chats (1000)")
+    parser.add_argument("--scale", action="store_true", help="1, 1,000 and 100,000 chats")
+    parser.add_argument("--only", default="", help="run only the cases whose name has this")
+    args = parser.parse_args()
+    print(
+        f"{os.cpu_count()} cores; {args.webhooks} webhooks a round at concurrency "
+        f"{args.concurrency}; {args.runs} rounds a case; medians below.",
+        flush=True,
+    )
+    if args.scale:
+        cases = [(f"memory, {n:,} chats", "memory", n, 0.0) for n in (1, 1_000, 100_000)]
+    else:
+        cases = [
+            ("memory", "memory", args.chats, 0.0),
+            ("memory, 100 ms stand-in", "memory", args.chats, 100.0),
+            ("sqlite, 2 workers", "sqlite", args.chats, 0.0),
+        ]
+        if postgres_url():
+            cases.append(("postgresql, 2 workers", "postgresql", args.chats, 0.0))
+    cases = [case for case in cases if args.only in case[0]]
+    results = {}
+    with tempfile.TemporaryDirectory() as directory:
+        work = Path(directory)
+        for name, store, chats, latency in cases:
+            with ExitStack() as stack:
+                url = "" if store == "memory" else sql_url(store, work, stack)
+                results[name], created = run_case(name, url, chats, latency, args, work)
+                print(f"  {name}: {chats:,} chats created in {created:.1f} s", flush=True)
+    print()
+    print("| case | webhooks/s | p50 ms | p95 ms | p99 ms | CPU ms/text | peak MB |")
+    print("|---|---|---|---|---|---|---|")
+    for name, r in results.items():
+        print(
+            f"| {name} | {r.rate:.0f} | {r.p50:.1f} | {r.p95:.1f} | {r.p99:.1f} | "
+            f"{r.cpu_ms:.2f} | {r.peak_mb:.0f} |"
+        )
+    print()
+    report_targets(results, args)
+
+
+def report_targets(results: dict, args) -> None:
+    """Say, for each target the cases measured, whether it was met."""
+
+    def check(label: str, ok: bool, figure: str) -> None:
+        print(f"{'met ' if ok else 'MISSED'}  {label}: {figure}")
+
+    memory = results.get("memory")
+    if memory:
+        check("memory store: at least 800 webhooks/s", memory.rate >= 800, f"{memory.rate:.0f}/s")
+        check("memory store: p99 under 80 ms", memory.p99 < 80, f"{memory.p99:.1f} ms")
+        check("at most 1.3 ms of CPU a text", memory.cpu_ms <= 1.3, f"{memory.cpu_ms:.2f} ms")
+    slow = results.get("memory, 100 ms stand-in")
+    if memory and slow:
+        ratio = slow.rate / memory.rate
+        check("100 ms stand-in: at least half the 0 ms rate", ratio >= 0.5, f"{ratio:.2f}x")
+    for name in ("sqlite, 2 workers", "postgresql, 2 workers"):
+        if memory and name in results:
+            ratio = results[name].rate / memory.rate
+            check(f"{name}: at least the memory store's rate", ratio >= 1, f"{ratio:.2f}x")
+    one, many = results.get("memory, 1 chats"), results.get("memory, 100,000 chats")
+    if one and many:
+        ratio = many.rate / one.rate
+        check("100,000 chats: at least 0.9x the 1-chat rate", ratio >= 0.9, f"{ratio:.2f}x")
+        per_chat = (many.peak_mb - one.peak_mb) * 2**20 / (100_000 - 1)
+        check("memory store: at most 1 KB a chat", per_chat <= 1024, f"{per_chat:.0f} bytes")
+
+
+if __name__ == "__main__":
+    main()
