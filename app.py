@@ -50,6 +50,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
             settings.vonage_api_secret,
             rest_host=settings.vonage_rest_host,
             timeout=settings.vonage_timeout,
+            connections=settings.vonage_connections,
         )
         log.info("Sending through Vonage from %s.", ", ".join(map(mask, settings.vonage_numbers)))
 

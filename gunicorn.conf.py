@@ -13,8 +13,9 @@ import sys
 from dotenv import dotenv_values
 
 bind = "127.0.0.1:3000"
-# A relay mostly waits on Vonage's answer: each worker's threads serve requests meanwhile.
-threads = 8
+# A relay mostly waits on Vonage's answer: each worker's threads serve requests meanwhile,
+# and each thread that sends keeps a connection to Vonage open (VONAGE_CONNECTIONS).
+threads = 32
 # Gunicorn 27's control socket sits at one path per user; two services would clash there.
 control_socket_disable = True
 
@@ -43,7 +44,10 @@ if not _setting("ADMIN_API_TOKEN"):
 
 
 def on_starting(server) -> None:
-    """Refuse several workers on the memory store: they would split the chats between them."""
+    """Size the workers' pools of connections to Vonage; refuse to split the memory store."""
+    if not _setting("VONAGE_CONNECTIONS"):
+        # Workers start after this, and read it: one connection for each thread that sends.
+        os.environ["VONAGE_CONNECTIONS"] = str(server.cfg.threads)
     if not _setting("DATABASE_URL") and server.cfg.workers > 1:
         server.log.error(
             "The memory store keeps chats in one process, so it runs one worker (here %d "

@@ -20,6 +20,7 @@ DEFAULTS = {
     "VONAGE_NUMBERS": "",
     "VONAGE_REST_HOST": "rest.nexmo.com",
     "VONAGE_TIMEOUT": "5",
+    "VONAGE_CONNECTIONS": "32",
     "DEFAULT_REGION": "GB",
     "LOG_LEVEL": "INFO",
     "DATABASE_URL": "",
@@ -59,6 +60,7 @@ class Settings:
     vonage_numbers: tuple[str, ...]
     vonage_rest_host: str
     vonage_timeout: int
+    vonage_connections: int
     default_region: str | None
     log_level: str
     database_url: URL | None
@@ -107,6 +109,7 @@ def load_settings(layers: Iterable[Mapping[str, Any]]) -> Settings:
         ),
         vonage_rest_host=_rest_host(text["VONAGE_REST_HOST"]),
         vonage_timeout=_timeout(text["VONAGE_TIMEOUT"]),
+        vonage_connections=_connections(text["VONAGE_CONNECTIONS"]),
         default_region=_region(text["DEFAULT_REGION"]),
         log_level=_log_level(text["LOG_LEVEL"]),
         database_url=_database_url(text["DATABASE_URL"]),
@@ -158,6 +161,15 @@ def _timeout(raw: str) -> int:
     if not raw.isdigit() or not 1 <= int(raw) <= 60:
         raise SettingsError(
             f"VONAGE_TIMEOUT ({raw!r}) must be a whole number of seconds from 1 to 60."
+        )
+    return int(raw)
+
+
+def _connections(raw: str) -> int:
+    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+        raise SettingsError(
+            f"VONAGE_CONNECTIONS ({raw!r}) must be a whole number from 1 to 1000: as many as "
+            "a process has threads that send (gunicorn.conf.py sets it to its threads)."
         )
     return int(raw)
 

@@ -107,8 +107,16 @@ class VonageSender:
         auth = Auth(api_key=api_key, api_secret=api_secret)
         options = HttpClientOptions(rest_host=rest_host, timeout=timeout, pool_maxsize=connections)
         vonage = Vonage(auth, options)
-        # The SDK has no option for this: its session is reached through a private attribute.
-        vonage.http_client._session.mount("https://", OnePostAdapter(connections))
+        # The SDK has no option for these: its session is reached through a private attribute.
+        session = vonage.http_client._session
+        session.mount("https://", OnePostAdapter(connections))
+        # requests reads the environment (proxies, REQUESTS_CA_BUNDLE, .netrc) again on every
+        # call, a third of a send's CPU time: read it once, for the one URL this client posts to.
+        found = session.merge_environment_settings(
+            f"https://{rest_host}/sms/json", {}, None, None, None
+        )
+        session.proxies, session.verify = found["proxies"], found["verify"]
+        session.trust_env = False
         self._sms = vonage.sms
         self._timeout = timeout
         self._sleep = sleep

@@ -51,7 +51,6 @@ class Round:
 @contextmanager
 def standin(latency_ms: float, directory: Path):
     """Run the stand-in in a process of its own; yield (host, CA file)."""
-    directory.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "bench.standin", "--latency-ms", str(latency_ms)]
     command += ["--directory", str(directory)]
     process = subprocess.Popen(command, cwd=PROJECT, stdout=subprocess.PIPE, text=True)

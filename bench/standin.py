@@ -91,6 +91,7 @@ async def main() -> None:
     parser.add_argument("--throttle-rate", type=float, default=0.0)
     parser.add_argument("--directory", type=Path, default=Path(tempfile.mkdtemp()))
     args = parser.parse_args()
+    args.directory.mkdir(parents=True, exist_ok=True)
     ca_file, cert_file, key_file = make_certificates(args.directory)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_file, key_file)

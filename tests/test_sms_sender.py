@@ -5,6 +5,7 @@ import pytest
 import requests
 
 from errors import SendFailed
+from settings import SettingsError, load_settings
 from sms_sender import (
     GSM7_CHARACTERS,
     THROTTLE_BACKOFF,
@@ -172,3 +173,21 @@ def test_dry_run_logs_the_text_with_masked_numbers(caplog):
     assert line == (
         "Dry run: would send a unicode SMS from ********0000 to ********0002: 'See you at 5 👋'"
     )
+
+
+def test_the_environment_is_read_once_at_start_up_not_at_every_send(monkeypatch, sms_api):
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/vonage-ca.pem")
+    monkeypatch.setenv("NO_PROXY", "*")
+    sender = VonageSender("abcd1234", "abcdef0123456789", connections=24)
+    session = sender._sms._http_client._session
+    assert (session.trust_env, session.verify) == (False, "/etc/ssl/vonage-ca.pem")
+    assert session.get_adapter("https://rest.nexmo.com")._pool_maxsize == 24
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/elsewhere.pem")
+    sender.send(VIRTUAL, BOB, "Hello")
+    assert sms_api.mock.calls[0].request.req_kwargs["verify"] == "/etc/ssl/vonage-ca.pem"
+
+
+@pytest.mark.parametrize("raw", ["0", "1001", "many", "-3"])
+def test_vonage_connections_must_be_a_sensible_whole_number(raw):
+    with pytest.raises(SettingsError, match=r"VONAGE_CONNECTIONS \("):
+        load_settings([{"VONAGE_CONNECTIONS": raw}])
