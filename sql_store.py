@@ -208,11 +208,12 @@ class SqlChatStore:
     def __init__(self, url: str | URL, *, pool_size: int = 10) -> None:
         url = database_url(str(url)) if isinstance(url, str) else url
         self.kind = "sqlite" if url.get_backend_name() == "sqlite" else "postgresql"
+        # No ping before each use (a round trip for every query): a connection that a server
+        # restart broke fails its query, which answers 503, and SQLAlchemy then replaces every
+        # pooled connection at once, so a restart costs a worker one failed request.
+        options = {}
         if self.kind == "sqlite":
             options = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}}
-        else:
-            # A server restarted since a connection was pooled: find out before using it.
-            options = {"pool_pre_ping": True}
         engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, **options)
         self._insert = sqlite.insert if self.kind == "sqlite" else postgresql.insert
         if self.kind == "sqlite":

@@ -5,6 +5,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import NullPool, create_engine
 
 from chat_store import (
     A_TO_B,
@@ -21,8 +22,8 @@ from chat_store import (
     Receipt,
     in_order,
 )
-from errors import Conflict
-from sql_store import SqlChatStore
+from errors import Conflict, StoreUnavailable
+from sql_store import SqlChatStore, database_url
 from tests.support import ALICE, BOB, CAROL, DAVE, POOL
 
 T0 = datetime(2026, 11, 22, 9, 0, 0, 123456, tzinfo=UTC)
@@ -358,3 +359,21 @@ def test_a_copy_of_a_part_with_other_concat_fields_counts_as_the_part_first_kept
     assert store.add_part(first) == [first]
     assert store.add_part(changed) == [first]
     assert store.waiting_parts(T0 + timedelta(days=1)) == [[first]]
+
+
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
+def test_after_the_server_drops_its_connections_one_query_fails_and_the_next_works(
+    store, store_url
+):
+    chat = store.create_chat(POOL, ALICE, BOB, T0)
+    assert store.find_active(chat.number, ALICE) == chat
+    with create_engine(database_url(store_url), poolclass=NullPool).connect() as conn:
+        conn.exec_driver_sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND usename = current_user"
+        )
+    with pytest.raises(StoreUnavailable):
+        store.find_active(chat.number, ALICE)
+    assert store.find_active(chat.number, ALICE) == chat
+    assert store.get_chat(chat.id) == chat
