@@ -12,6 +12,7 @@ from tests.support import (
     ALICE,
     BOB,
     VIRTUAL,
+    Clock,
     SmsApi,
     postgres_schema,
     require_postgres,
@@ -67,6 +68,14 @@ def client(app):
     client = app.test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = ADMIN_HEADERS["Authorization"]
     return client
+
+
+@pytest.fixture
+def clock(app) -> Clock:
+    """The proxy's clock, moved by hand."""
+    clock = Clock()
+    app.extensions["sms_proxy"].clock = clock
+    return clock
 
 
 @pytest.fixture

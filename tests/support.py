@@ -6,6 +6,7 @@ import uuid
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qsl
 
@@ -37,6 +38,23 @@ def require_postgres() -> str:
     if not TEST_DATABASE_URL:
         pytest.skip(NO_POSTGRES)
     return TEST_DATABASE_URL
+
+
+# The moment a test's hand-moved clock starts at.
+T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+
+
+class Clock:
+    """A clock the test moves by hand (set `now`, or `advance` it)."""
+
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
 
 
 def canned(name: str) -> dict:

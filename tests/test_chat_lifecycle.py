@@ -5,17 +5,16 @@ Every test here runs against each store (memory, SQLite, PostgreSQL) through the
 
 import itertools
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import create_engine
 
 from errors import StoreUnavailable
 from sms_proxy import END_TEXT
-from tests.support import ADMIN_TOKEN, ALICE, BOB, CAROL, DAVE, POOL
+from tests.support import ADMIN_TOKEN, ALICE, BOB, CAROL, DAVE, POOL, T0
 
 WEBHOOK = "/webhooks/inbound-sms"
-T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -28,26 +27,6 @@ def config(store_url) -> dict:
         "DATABASE_URL": store_url,
         "ADMIN_API_TOKEN": ADMIN_TOKEN,
     }
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def clock(app) -> Clock:
-    clock = Clock()
-    app.extensions["sms_proxy"].clock = clock
-    return clock
 
 
 def start(client, user_a: str, user_b: str) -> dict:

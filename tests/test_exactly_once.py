@@ -5,20 +5,19 @@ Every test runs on each store; "another worker" is a second app on the same data
 """
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from app import create_app
-from tests.support import ADMIN_HEADERS, ADMIN_TOKEN, ALICE, BOB, VIRTUAL
+from tests.support import ADMIN_HEADERS, ALICE, BOB, VIRTUAL
 
 WEBHOOK = "/webhooks/inbound-sms"
-T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 def config(config, store_url) -> dict:
-    return {**config, "DATABASE_URL": store_url, "ADMIN_API_TOKEN": ADMIN_TOKEN}
+    return {**config, "DATABASE_URL": store_url}
 
 
 @pytest.fixture
@@ -31,21 +30,6 @@ def other_worker(config, store_url, sms_api):
 
 # The memory store is one process's own: only the SQL stores have other workers.
 SQL_STORES = pytest.mark.parametrize("store_url", ["sqlite", "postgresql"], indirect=True)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def clock(app) -> Clock:
-    clock = Clock()
-    app.extensions["sms_proxy"].clock = clock
-    return clock
 
 
 def fields(text="On my way", message_id="0A0000000000000001", **extra) -> dict:

@@ -3,38 +3,22 @@ come, and relayed once as one text. Parts wait in the store, so a restart or ano
 loses none; parts whose text never completes are relayed as they are after CONCAT_TIMEOUT.
 """
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from app import create_app
-from tests.support import ADMIN_TOKEN, ALICE, BOB, VIRTUAL
+from tests.support import ALICE, BOB, VIRTUAL
 
 WEBHOOK = "/webhooks/inbound-sms"
-T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 SQL_STORES = pytest.mark.parametrize("store_url", ["sqlite", "postgresql"], indirect=True)
 # 3,200 characters (Vonage's most) of emoji and non-Latin scripts: 48 parts of up to 67.
 LONG_UNICODE = ("Привет 👋 你好 مرحبا 🚕 " * 200)[:3200]
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
 def config(config, store_url) -> dict:
-    return {**config, "DATABASE_URL": store_url, "ADMIN_API_TOKEN": ADMIN_TOKEN}
-
-
-@pytest.fixture
-def clock(app) -> Clock:
-    clock = Clock()
-    app.extensions["sms_proxy"].clock = clock
-    return clock
+    return {**config, "DATABASE_URL": store_url}
 
 
 def split(text: str, size: int) -> list[str]:
