@@ -29,11 +29,14 @@ from urllib.parse import urlencode
 import requests
 
 from bench import load
+from tests.service import free_port
 
 PROJECT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-admin-token-0123456789"
 POOL = [f"4477009009{n:02d}" for n in range(10)]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# Webhooks sent, and not measured, before a case's rounds: connections and caches warm up.
+WARM_UP = 500
 
 
 @dataclass
@@ -60,14 +63,6 @@ def standin(latency_ms: float, directory: Path):
     finally:
         process.terminate()
         process.wait(timeout=10)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @contextmanager
@@ -181,17 +176,27 @@ def percentile(ordered: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-def measure(port: int, pid: int, chats, args, label: str, sent_url: str, ca_file: str) -> Round:
-    """Send one round of webhooks; check each was relayed once; return the figures."""
-    raw, texts = webhooks(chats, args.webhooks, label)
-    pids = processes(pid)
+@dataclass
+class Case:
+    """A running case: the service's port and master pid, and where the stand-in counts texts."""
+
+    port: int
+    pid: int
+    sent_url: str
+    ca_file: str
+
+
+def measure(case: Case, chats, count: int, concurrency: int, label: str) -> Round:
+    """Send a round of `count` webhooks; check each was relayed once; return the figures."""
+    raw, texts = webhooks(chats, count, label)
+    pids = processes(case.pid)
     cpu_before = cpu_seconds(pids)
-    result = load.run(port, raw, args.concurrency)
+    result = load.run(case.port, raw, concurrency)
     cpu = cpu_seconds(pids) - cpu_before
     statuses = {s: result.statuses.count(s) for s in set(result.statuses)}
     if statuses != {204: len(raw)}:
         sys.exit(f"round {label}: not every webhook got a 204: {statuses}")
-    sent = requests.get(sent_url, verify=ca_file, timeout=30).json()
+    sent = requests.get(case.sent_url, verify=case.ca_file, timeout=30).json()
     twice = [t for t in texts if sent.get(t, 0) != 1]
     if twice:
         sys.exit(f"round {label}: {len(twice)} texts were not relayed exactly once")
@@ -202,7 +207,7 @@ def measure(port: int, pid: int, chats, args, label: str, sent_url: str, ca_file
         p95=percentile(latencies, 0.95),
         p99=percentile(latencies, 0.99),
         cpu_ms=cpu * 1000 / len(raw),
-        peak_mb=peak_memory(processes(pid)) / 2**20,
+        peak_mb=peak_memory(processes(case.pid)) / 2**20,
     )
 
 
@@ -214,19 +219,11 @@ def run_case(name: str, database_url: str, chats_count: int, latency_ms: float, 
         started = time.perf_counter()
         chats = create_chats(port, chats_count)
         created = time.perf_counter() - started
-        sent_url = f"https://{host}/_sent"
-        measure(
-            port,
-            pid,
-            chats,
-            argparse.Namespace(**{**vars(args), "webhooks": 500}),
-            f"{name}-warm",
-            sent_url,
-            ca_file,
-        )
+        case = Case(port, pid, f"https://{host}/_sent", ca_file)
+        measure(case, chats, WARM_UP, args.concurrency, f"{name}-warm")
         rounds = []
         for n in range(args.runs):
-            rounds.append(measure(port, pid, chats, args, f"{name}-{n}", sent_url, ca_file))
+            rounds.append(measure(case, chats, args.webhooks, args.concurrency, f"{name}-{n}"))
             r = rounds[-1]
             print(
                 f"  {name:<28} round {n + 1}: {r.rate:7.0f}/s  p50 {r.p50:6.1f}  p95 {r.p95:6.1f}  "
