@@ -25,6 +25,8 @@ from signatures import SignatureCheck
 from sms_proxy import SmsProxy
 from sms_sender import THROTTLE_BACKOFF, DryRunSender, VonageSender
 from sql_store import SqlChatStore
+from sweeper import Sweeper
+from web_input import JsonProvider, ReadableBody
 from webhook_routes import webhooks
 
 log = logging.getLogger(__name__)
@@ -64,7 +66,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     store = build_store(settings)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+    app.json = JsonProvider(app)
     app.json.sort_keys = False
+    app.wsgi_app = ReadableBody(app.wsgi_app)
     app.extensions["settings"] = settings
     app.extensions["sms_proxy"] = SmsProxy(
         store,
@@ -78,7 +82,13 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         # until then, the claim that knows it was relayed must be kept.
         claim_retention=settings.signature_max_age + timedelta(hours=1),
         concat_timeout=settings.concat_timeout,
+        message_retention=settings.message_retention,
     )
+    if test_config is None:
+        # Long texts whose parts stopped coming, and retention, are dealt with off the
+        # request path. Tests call `sweep` themselves, with a clock they move.
+        app.extensions["sweeper"] = Sweeper(app.extensions["sms_proxy"].sweep)
+        app.extensions["sweeper"].start()
     if settings.signature_secret:
         app.extensions["signature_check"] = SignatureCheck(
             settings.signature_secret, settings.signature_method, settings.signature_max_age
@@ -109,7 +119,11 @@ def build_store(settings: Settings) -> ChatStore:
         log.info("Chats are kept in memory: one process, gone at exit (see DATABASE_URL).")
         return MemoryChatStore()
     where = settings.database_url.render_as_string(hide_password=True)
-    store = SqlChatStore(settings.database_url)
+    store = SqlChatStore(
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        timeout=settings.database_timeout,
+    )
     try:
         store.create_schema()
     except StoreUnavailable as error:

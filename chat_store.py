@@ -4,6 +4,7 @@ Every store method is one atomic step, so that the SQL store can make each one t
 Stores keep no clock: the proxy hands them every time they record.
 """
 
+import bisect
 import dataclasses
 import itertools
 import random
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from errors import Conflict
+from errors import Conflict, InvalidRequest
 from phone_numbers import mask
 
 ACTIVE, ENDED = "active", "ended"
@@ -25,6 +26,12 @@ A_TO_B, B_TO_A = "a-to-b", "b-to-a"
 SENT, FAILED, SKIPPED = "sent", "failed", "skipped"
 # What `claim` finds for a webhook: new to this request, being dealt with elsewhere, or done.
 CLAIMED, BUSY, DONE = "claimed", "busy", "done"
+# A claim given up after a failure that may pass: the next copy takes it, with its chat.
+RELEASED = "released"
+# What one text may be: Vonage sends up to 3,200 characters in one go. A sender's long texts
+# may keep this many parts waiting at once: every part of the longest possible text.
+MAX_JOINED_TEXT = 3200
+MAX_WAITING_PARTS = 255
 # Delivery-receipt statuses after which nothing more happens to a text.
 FINAL_RECEIPT_STATUSES = frozenset({"delivered", "expired", "failed", "rejected"})
 
@@ -60,6 +67,10 @@ class Chat:
     def active(self) -> bool:
         """True while the chat relays texts."""
         return self.status == ACTIVE
+
+    def overlaps(self, start: datetime, end: datetime) -> bool:
+        """True if the chat was active at some moment from `start` until before `end`."""
+        return self.created_at < end and (self.ended_at is None or self.ended_at > start)
 
     def partner_of(self, participant: str) -> str:
         """Return the other participant's real number."""
@@ -164,6 +175,13 @@ class Part:
     index: int
     text: str
     received_at: datetime
+    # The chat that was active when Vonage received this part (None: not one alone).
+    chat_id: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """What tells this part from every other: its messageId, from its sender to its number."""
+        return (self.sender, self.number, self.message_id)
 
     @property
     def text_key(self) -> tuple[str, str, str, int]:
@@ -177,6 +195,28 @@ def in_order(parts: Sequence[Part]) -> list[Part]:
     for part in sorted(parts, key=lambda p: p.received_at):
         by_index.setdefault(part.index, part)
     return [by_index[index] for index in sorted(by_index)]
+
+
+def chat_of_text(parts: Sequence[Part]) -> str | None:
+    """Return the chat a long text belongs to: that of its first part that has one."""
+    return next((p.chat_id for p in in_order(parts) if p.chat_id is not None), None)
+
+
+def check_part_fits(part: Part, waiting: Sequence[Part], waiting_of_sender: int) -> None:
+    """Raise `InvalidRequest` if keeping `part` would exceed what a long text may be."""
+    if part.key in {p.key for p in waiting}:
+        return
+    if waiting_of_sender >= MAX_WAITING_PARTS:
+        raise InvalidRequest(
+            "concat-part",
+            f"is one part too many: this sender has {MAX_WAITING_PARTS} parts of long texts "
+            "waiting already",
+        )
+    if sum(len(p.text) for p in in_order([*waiting, part])) > MAX_JOINED_TEXT:
+        raise InvalidRequest(
+            "text",
+            f"makes its long text longer than the {MAX_JOINED_TEXT} characters one text may be",
+        )
 
 
 def pair_conflict(user_a: str, user_b: str, chat_id: str, number: str) -> Conflict:
@@ -239,6 +279,14 @@ class ChatStore(Protocol):
     def find_active(self, number: str, participant: str) -> Chat | None:
         """Return the active chat `participant` has on the virtual `number`, if any."""
 
+    def find_chats(
+        self, number: str, participant: str, start: datetime, end: datetime
+    ) -> list[Chat]:
+        """Return the chats of `participant` on `number` active at some moment in [start, end).
+
+        Newest first. A person has one chat at a time on a number, so these are few.
+        """
+
     def get_chat(self, chat_id: str) -> Chat | None:
         """Return the chat with this id, active or ended."""
 
@@ -279,30 +327,47 @@ class ChatStore(Protocol):
         None when no logged text was sent as `receipt.message_id` (an intro, or not ours).
         """
 
-    def claim(self, key: str, now: datetime, lease: timedelta) -> str:
-        """Claim the webhook `key` (Vonage's messageId) for the caller.
+    def claim(
+        self, key: str, now: datetime, lease: timedelta, chat_id: str | None = None
+    ) -> tuple[str, str | None]:
+        """Claim the webhook `key` (its number, sender and messageId) for the caller.
 
-        CLAIMED: the caller deals with it (it is new, or an earlier claim's lease ran out).
-        BUSY: another request holds it. DONE: it was dealt with.
+        Returns the state and the chat the webhook was routed to when it was first claimed
+        (`chat_id`, kept with a new claim). CLAIMED: the caller deals with it (it is new, was
+        released, or an earlier claim's lease ran out). BUSY: another request holds it.
+        DONE: it was dealt with.
         """
 
     def release(self, key: str) -> None:
-        """Give up a claim that did not get done, so that a redelivery can try again."""
+        """Give up a claim that did not get done; a redelivery takes it, with its chat."""
+
+    def settle(self, key: str, at: datetime) -> None:
+        """Mark a claim done without a log entry (a text that belongs to no chat alone)."""
 
     def add_part(self, part: Part) -> list[Part] | None:
         """Keep a part of a long text; return the parts of its text waiting so far.
 
-        A part that was already kept counts once. None when this part's text was relayed.
+        A part that was already kept (same sender, number and messageId) counts once, as it
+        was first kept. None when this part's text was relayed. Raises `InvalidRequest`, and
+        keeps nothing, when the part would make its text longer than `MAX_JOINED_TEXT` or
+        its sender's waiting parts more than `MAX_WAITING_PARTS`.
         """
 
     def waiting_parts(self, received_before: datetime) -> list[list[Part]]:
         """Return the long texts still waiting whose first part came before that moment."""
 
-    def relay_parts(self, message_ids: Sequence[str], now: datetime) -> None:
-        """Mark these parts relayed: they, and later copies of them, wait no more."""
+    def relay_parts(self, parts: Sequence[Part], now: datetime) -> None:
+        """Mark these parts relayed, their bodies forgotten: they and their copies wait no more."""
 
-    def purge(self, before: datetime) -> None:
-        """Forget claims, and relayed parts, older than `before`."""
+    def purge(self, before: datetime, *, messages_before: datetime | None = None) -> None:
+        """Forget claims and relayed parts older than `before`.
+
+        With `messages_before`, also the message log's entries logged before it, with their
+        delivery receipts.
+        """
+
+    def ping(self) -> None:
+        """Raise `StoreUnavailable` unless the store answers in time."""
 
     def close(self) -> None:
         """Release what the store holds (connections)."""
@@ -321,18 +386,21 @@ class MemoryChatStore:
         self._seq = itertools.count(1)
         self._chats: dict[str, Chat] = {}
         self._routes: dict[tuple[str, str], str] = {}
+        # Every chat of a (number, participant), oldest first: texts are routed by when they came.
+        self._history: dict[tuple[str, str], list[str]] = {}
         # Active chat ids, least recently active first: expiry reads from the front.
         self._by_activity: dict[str, None] = {}
         self._messages: dict[str, list[MessageRecord]] = {}
+        self._message_seq = itertools.count(1)
         # Vonage's id of each SMS part sent, to the chat whose log holds it; and its receipt.
         self._sent_parts: dict[str, str] = {}
         self._receipts: dict[str, Receipt] = {}
-        # Webhook key to (CLAIMED or DONE, when).
-        self._claims: dict[str, tuple[str, datetime]] = {}
-        # Parts of long texts by messageId; those relayed, with when; those waiting, by text.
-        self._parts: dict[str, Part] = {}
-        self._relayed_parts: dict[str, datetime] = {}
-        self._waiting: dict[tuple[str, str, str, int], list[str]] = {}
+        # Webhook key to (CLAIMED, RELEASED or DONE, when, the chat it was routed to).
+        self._claims: dict[str, tuple[str, datetime, str | None]] = {}
+        # Parts of long texts by key; those relayed, with when; those waiting, by text.
+        self._parts: dict[tuple[str, str, str], Part] = {}
+        self._relayed_parts: dict[tuple[str, str, str], datetime] = {}
+        self._waiting: dict[tuple[str, str, str, int], list[tuple[str, str, str]]] = {}
 
     def create_chat(self, pool: Sequence[str], user_a: str, user_b: str, now: datetime) -> Chat:
         """Start a chat on a pool number on which neither person has an active chat."""
@@ -347,8 +415,9 @@ class MemoryChatStore:
                 seq=next(self._seq),
             )
             self._chats[chat.id] = chat
-            self._routes[chat.number, user_a] = chat.id
-            self._routes[chat.number, user_b] = chat.id
+            for user in (user_a, user_b):
+                self._routes[chat.number, user] = chat.id
+                self._history.setdefault((chat.number, user), []).append(chat.id)
             self._by_activity[chat.id] = None
             return chat
 
@@ -358,6 +427,8 @@ class MemoryChatStore:
             chat = self._chats.pop(chat_id, None)
             if chat is not None:
                 self._unroute(chat)
+                for user in (chat.user_a, chat.user_b):
+                    self._history[chat.number, user].remove(chat_id)
                 self._messages.pop(chat_id, None)
 
     def find_active(self, number: str, participant: str) -> Chat | None:
@@ -366,6 +437,21 @@ class MemoryChatStore:
         # proxy checks `active`.
         chat_id = self._routes.get((number, participant))
         return None if chat_id is None else self._chats.get(chat_id)
+
+    def find_chats(
+        self, number: str, participant: str, start: datetime, end: datetime
+    ) -> list[Chat]:
+        """Return the chats of `participant` on `number` active at some moment in [start, end)."""
+        found = []
+        with self._lock:
+            for chat_id in reversed(self._history.get((number, participant), ())):
+                chat = self._chats[chat_id]
+                # One chat at a time on a number: each ended before the next began.
+                if chat.ended_at is not None and chat.ended_at <= start:
+                    break
+                if chat.overlaps(start, end):
+                    found.append(chat)
+        return found
 
     def get_chat(self, chat_id: str) -> Chat | None:
         """Return the chat with this id, active or ended."""
@@ -424,12 +510,12 @@ class MemoryChatStore:
         """Add an entry to a chat's message log and count it as the chat's latest activity."""
         with self._lock:
             if settles is not None:
-                self._claims[settles] = (DONE, record.at)
+                self._claims[settles] = (DONE, record.at, record.chat_id)
             chat = self._chats.get(record.chat_id)
             if chat is None:
                 return
             log = self._messages.setdefault(record.chat_id, [])
-            log.append(dataclasses.replace(record, seq=len(log) + 1))
+            log.append(dataclasses.replace(record, seq=next(self._message_seq)))
             for message_id in record.vonage_message_ids:
                 self._sent_parts[message_id] = chat.id
             self._chats[chat.id] = dataclasses.replace(
@@ -445,13 +531,17 @@ class MemoryChatStore:
         self, chat_id: str, *, limit: int = 50, after: int | None = None
     ) -> list[MessageRecord]:
         """Return a chat's message log oldest first; `after` is the `seq` to continue from."""
-        log = self._messages.get(chat_id, [])
-        start = after or 0
-        receipts = self._receipts
-        return [
-            record.with_receipts(receipts[i] for i in record.vonage_message_ids if i in receipts)
-            for record in log[start : start + limit]
-        ]
+        with self._lock:
+            log = self._messages.get(chat_id, [])
+            start = bisect.bisect_right(log, after or 0, key=lambda record: record.seq)
+            page = log[start : start + limit]
+            receipts = self._receipts
+            return [
+                record.with_receipts(
+                    receipts[i] for i in record.vonage_message_ids if i in receipts
+                )
+                for record in page
+            ]
 
     def record_receipt(self, receipt: Receipt) -> str | None:
         """Keep a delivery receipt with the logged text it is about; return that chat's id."""
@@ -461,34 +551,47 @@ class MemoryChatStore:
                 self._receipts[receipt.message_id] = receipt
             return chat_id
 
-    def claim(self, key: str, now: datetime, lease: timedelta) -> str:
-        """Claim the webhook `key` (Vonage's messageId) for the caller."""
+    def claim(
+        self, key: str, now: datetime, lease: timedelta, chat_id: str | None = None
+    ) -> tuple[str, str | None]:
+        """Claim the webhook `key`; return the state and the chat it was routed to."""
         with self._lock:
-            state, at = self._claims.get(key, (None, now))
+            state, at, routed_to = self._claims.get(key, (None, now, chat_id))
             if state == DONE:
-                return DONE
+                return DONE, routed_to
             if state == CLAIMED and at + lease > now:
-                return BUSY
-            self._claims[key] = (CLAIMED, now)
-            return CLAIMED
+                return BUSY, routed_to
+            self._claims[key] = (CLAIMED, now, routed_to)
+            return CLAIMED, routed_to
 
     def release(self, key: str) -> None:
-        """Give up a claim that did not get done, so that a redelivery can try again."""
+        """Give up a claim that did not get done; a redelivery takes it, with its chat."""
         with self._lock:
-            if self._claims.get(key, (None,))[0] == CLAIMED:
-                del self._claims[key]
+            state, at, chat_id = self._claims.get(key, (None, None, None))
+            if state == CLAIMED:
+                self._claims[key] = (RELEASED, at, chat_id)
+
+    def settle(self, key: str, at: datetime) -> None:
+        """Mark a claim done without a log entry."""
+        with self._lock:
+            self._claims[key] = (DONE, at, self._claims.get(key, (None, None, None))[2])
 
     def add_part(self, part: Part) -> list[Part] | None:
         """Keep a part of a long text; return the parts of its text waiting so far."""
         with self._lock:
-            if part.message_id in self._relayed_parts:
+            if part.key in self._relayed_parts:
                 return None
             # A copy counts as the part first kept, whatever its concat fields say.
-            kept = self._parts.get(part.message_id)
+            kept = self._parts.get(part.key)
             if kept is None:
-                kept = self._parts[part.message_id] = part
-                self._waiting.setdefault(part.text_key, []).append(part.message_id)
-            return [self._parts[message_id] for message_id in self._waiting[kept.text_key]]
+                waiting = [self._parts[key] for key in self._waiting.get(part.text_key, ())]
+                of_sender = sum(
+                    len(keys) for text, keys in self._waiting.items() if text[0] == part.sender
+                )
+                check_part_fits(part, waiting, of_sender)
+                kept = self._parts[part.key] = part
+                self._waiting.setdefault(part.text_key, []).append(part.key)
+            return [self._parts[key] for key in self._waiting[kept.text_key]]
 
     def waiting_parts(self, received_before: datetime) -> list[list[Part]]:
         """Return the long texts still waiting whose first part came before that moment."""
@@ -496,28 +599,42 @@ class MemoryChatStore:
             texts = [[self._parts[m] for m in waiting] for waiting in self._waiting.values()]
         return [parts for parts in texts if parts[0].received_at < received_before]
 
-    def relay_parts(self, message_ids: Sequence[str], now: datetime) -> None:
-        """Mark these parts relayed: they, and later copies of them, wait no more."""
+    def relay_parts(self, parts: Sequence[Part], now: datetime) -> None:
+        """Mark these parts relayed, their bodies forgotten: they and their copies wait no more."""
         with self._lock:
-            for message_id in message_ids:
-                self._relayed_parts[message_id] = now
-                part = self._parts.pop(message_id, None)
-                if part is not None:
-                    waiting = self._waiting.get(part.text_key, [])
-                    if message_id in waiting:
-                        waiting.remove(message_id)
+            for part in parts:
+                # Only the key is kept, to know a late copy: no body.
+                self._relayed_parts[part.key] = now
+                kept = self._parts.pop(part.key, None)
+                if kept is not None:
+                    waiting = self._waiting.get(kept.text_key, [])
+                    if part.key in waiting:
+                        waiting.remove(part.key)
                     if not waiting:
-                        self._waiting.pop(part.text_key, None)
+                        self._waiting.pop(kept.text_key, None)
 
-    def purge(self, before: datetime) -> None:
-        """Forget claims, and relayed parts, older than `before`."""
+    def purge(self, before: datetime, *, messages_before: datetime | None = None) -> None:
+        """Forget claims and relayed parts older than `before`, and old log entries."""
         with self._lock:
-            for key, (_, at) in list(self._claims.items()):
+            for key, (_, at, _chat) in list(self._claims.items()):
                 if at < before:
                     del self._claims[key]
-            for message_id, at in list(self._relayed_parts.items()):
+            for key, at in list(self._relayed_parts.items()):
                 if at < before:
-                    del self._relayed_parts[message_id]
+                    del self._relayed_parts[key]
+            if messages_before is None:
+                return
+            for log in self._messages.values():
+                # Oldest first: what goes is a prefix.
+                old = bisect.bisect_left(log, messages_before, key=lambda record: record.at)
+                for record in log[:old]:
+                    for message_id in record.vonage_message_ids:
+                        self._sent_parts.pop(message_id, None)
+                        self._receipts.pop(message_id, None)
+                del log[:old]
+
+    def ping(self) -> None:
+        """Memory always answers."""
 
     def close(self) -> None:
         """Nothing to release."""

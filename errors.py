@@ -72,6 +72,7 @@ class StoreUnavailable(SmsProxyError):
 
     status = 503
     kind = "store_unavailable"
+    headers = {"Retry-After": "5"}
 
 
 class InProgress(SmsProxyError):

@@ -32,6 +32,13 @@ sql_workers = int(_setting("WEB_CONCURRENCY") or os.cpu_count() or 1)
 workers = sql_workers if _setting("DATABASE_URL") else 1
 
 
+if _setting("ACCESS_LOG").lower() in ("1", "true", "yes", "on"):
+    accesslog = "-"
+# The path without its query string (a GET webhook carries numbers and the text there), and
+# no referrer or user agent, which may carry them too.
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
+
+
 if not _setting("ADMIN_API_TOKEN"):
     # Every worker must take the same token: make one up here, once, before they start.
     os.environ["ADMIN_API_TOKEN"] = secrets.token_urlsafe(32)
@@ -45,9 +52,11 @@ if not _setting("ADMIN_API_TOKEN"):
 
 def on_starting(server) -> None:
     """Size the workers' pools of connections to Vonage; refuse to split the memory store."""
-    if not _setting("VONAGE_CONNECTIONS"):
-        # Workers start after this, and read it: one connection for each thread that sends.
-        os.environ["VONAGE_CONNECTIONS"] = str(server.cfg.threads)
+    # Workers start after this, and read them: one connection to Vonage for each thread that
+    # sends, and one to the database for each thread that serves.
+    for name in ("VONAGE_CONNECTIONS", "DATABASE_POOL_SIZE"):
+        if not _setting(name):
+            os.environ[name] = str(server.cfg.threads)
     if not _setting("DATABASE_URL") and server.cfg.workers > 1:
         server.log.error(
             "The memory store keeps chats in one process, so it runs one worker (here %d "

@@ -8,7 +8,9 @@ from phone_numbers import redact_numbers
 # Loggers of other libraries that may print a request's query string or Vonage's answers:
 # the development server's and gunicorn's request logs, and the Vonage SDK.
 THIRD_PARTY_LOGGERS = ("werkzeug", "gunicorn.access", "vonage", "urllib3")
-_QUERY_STRING = re.compile(r"\?[^\s\"']*")
+# Everything from "?" to the end of the request target: a raw ' or " is legal in a query
+# string, so only white space (which a request line cannot carry inside its target) ends it.
+_QUERY_STRING = re.compile(r"\?\S*")
 
 
 class RedactingFilter(logging.Filter):

@@ -9,7 +9,7 @@ from flask import Blueprint, current_app, g, request
 
 from admin_auth import check_bearer_token
 from chat_store import ACTIVE, ENDED
-from errors import InvalidRequest
+from errors import InvalidRequest, StoreUnavailable
 from settings import BOOLEANS
 from sms_proxy import SmsProxy
 from webhooks import field_text
@@ -30,16 +30,23 @@ def proxy() -> SmsProxy:
     return current_app.extensions["sms_proxy"]
 
 
+def json_object() -> dict[str, Any]:
+    """Return the request's JSON object body; empty when the body is not JSON."""
+    if not (request.is_json and request.get_data()):
+        return {}
+    # Malformed or too deeply nested JSON reads as None (see JsonProvider).
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise InvalidRequest("body", "must be a JSON object")
+    return body
+
+
 def request_fields() -> dict[str, Any]:
     """Merge the query string, a form body and a JSON object body into one mapping (once)."""
     if "fields" not in g:
         fields: dict[str, Any] = dict(request.args)
         fields.update(request.form)
-        if request.is_json and request.get_data():
-            body = request.get_json(silent=True)
-            if not isinstance(body, dict):
-                raise InvalidRequest("body", "must be a JSON object")
-            fields.update(body)
+        fields.update(json_object())
         g.fields = fields
     return g.fields
 
@@ -96,14 +103,24 @@ def _page(key: str, items: list, limit: int) -> dict[str, Any]:
 
 @routes.get("/")
 def health():
-    """Say that the service is up, how it sends, where chats live and the pool of numbers."""
+    """Say whether the service can serve: how it sends, where chats live (and whether that
+    store answers) and the pool of numbers. 503 while the store does not answer."""
     service = proxy()
-    return {
+    answer = {
         "status": "ok",
         "sending": service.sender.mode,
         "store": service.store.kind,
         "virtualNumbers": list(service.virtual_numbers),
     }
+    try:
+        service.ping()
+    except StoreUnavailable as error:
+        return (
+            {**answer, "status": "store_unavailable", "message": error.message},
+            503,
+            error.headers,
+        )
+    return answer
 
 
 @admin.post("/chat")

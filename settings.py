@@ -31,6 +31,10 @@ DEFAULTS = {
     "VONAGE_SIGNATURE_METHOD": "md5hash",
     "SIGNATURE_MAX_AGE": "90000",
     "CONCAT_TIMEOUT": "120",
+    "MESSAGE_RETENTION": "2592000",
+    "DATABASE_TIMEOUT": "5",
+    "DATABASE_POOL_SIZE": "32",
+    "ACCESS_LOG": "false",
 }
 # The tutorial's name for VONAGE_NUMBER.
 ALIASES = {"VIRTUAL_NUMBER": "VONAGE_NUMBER"}
@@ -71,6 +75,10 @@ class Settings:
     signature_method: str
     signature_max_age: timedelta
     concat_timeout: timedelta
+    message_retention: timedelta
+    database_timeout: int
+    database_pool_size: int
+    access_log: bool
 
     @property
     def dry_run(self) -> bool:
@@ -120,6 +128,10 @@ def load_settings(layers: Iterable[Mapping[str, Any]]) -> Settings:
         signature_method=_signature_method(text["VONAGE_SIGNATURE_METHOD"]),
         signature_max_age=_seconds("SIGNATURE_MAX_AGE", text["SIGNATURE_MAX_AGE"]),
         concat_timeout=_seconds("CONCAT_TIMEOUT", text["CONCAT_TIMEOUT"]),
+        message_retention=_seconds("MESSAGE_RETENTION", text["MESSAGE_RETENTION"]),
+        database_timeout=_whole_number("DATABASE_TIMEOUT", text["DATABASE_TIMEOUT"], 1, 60),
+        database_pool_size=_whole_number("DATABASE_POOL_SIZE", text["DATABASE_POOL_SIZE"], 1, 1000),
+        access_log=_boolean("ACCESS_LOG", text["ACCESS_LOG"]),
     )
 
 
@@ -210,6 +222,12 @@ def _chat_ttl(raw: str) -> timedelta | None:
             "that long ends), or empty for chats that never expire."
         )
     return timedelta(seconds=int(raw))
+
+
+def _whole_number(name: str, raw: str, low: int, high: int) -> int:
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
+        raise SettingsError(f"{name} ({raw!r}) must be a whole number from {low} to {high}.")
+    return int(raw)
 
 
 def _seconds(name: str, raw: str) -> timedelta:

@@ -17,6 +17,7 @@ from chat_store import (
     MessageRecord,
     Part,
     Receipt,
+    chat_of_text,
     could_be_chat_id,
     in_order,
 )
@@ -39,9 +40,20 @@ INTRO_TEXT = "Reply to this SMS to talk to {partner}"
 END_TEXT = "This chat has ended. Texts to this number are no longer passed on."
 # Vonage delivers a webhook again for up to 24 hours: what was dealt with is remembered longer.
 MIN_CLAIM_RETENTION = timedelta(hours=25)
-# How often a process looks for long texts whose parts stopped coming, and forgets old claims.
-SWEEP_INTERVAL = timedelta(seconds=5)
+# How often a process forgets old claims and log entries (at its sweeps).
 PURGE_INTERVAL = timedelta(minutes=10)
+# message-timestamp is to the second, and two hosts' clocks differ a little: a text stamped
+# `t` came at some moment from t - CLOCK_SLACK until before t + 1 s + CLOCK_SLACK.
+CLOCK_SLACK = timedelta(seconds=1)
+STAMP_RESOLUTION = timedelta(seconds=1)
+
+
+def claim_key(number: str, sender: str, message_id: str) -> str:
+    """Return the key a webhook is claimed under: its messageId, from its sender, to its number.
+
+    Another sender's (or another number's) text with the same messageId is another text.
+    """
+    return f"{number}/{sender}/{message_id}"
 
 
 def utc_now() -> datetime:
@@ -64,6 +76,7 @@ class SmsProxy:
         claim_lease: timedelta = timedelta(minutes=2),
         claim_retention: timedelta = MIN_CLAIM_RETENTION,
         concat_timeout: timedelta = timedelta(minutes=2),
+        message_retention: timedelta | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.store = store
@@ -76,8 +89,9 @@ class SmsProxy:
         self.claim_lease = claim_lease
         self.claim_retention = max(claim_retention, MIN_CLAIM_RETENTION)
         self.concat_timeout = concat_timeout
+        self.message_retention = message_retention
         self.clock = clock
-        self._next_sweep = self._next_purge = datetime.min.replace(tzinfo=UTC)
+        self._next_purge = datetime.min.replace(tzinfo=UTC)
 
     def create_chat(self, user_a_number: str, user_b_number: str) -> Chat:
         """Start a chat between two people on a free pool number, and text each an intro.
@@ -171,25 +185,31 @@ class SmsProxy:
     def relay(self, sms: InboundSms) -> None:
         """Send an inbound text on to the sender's partner, from the chat's virtual number.
 
-        Each text goes out once, however often its webhook comes: the webhook's messageId is
-        claimed in the store first. A part of a long text waits in the store for the others.
+        The text belongs to the chat the sender had on that number when Vonage received it
+        (message-timestamp), never to one that began later. Each text goes out once, however
+        often its webhook comes: it is claimed in the store first, under its number, sender
+        and messageId, with its chat. A part of a long text waits in the store for the others.
         Returns once the text is dealt with (sent, waiting, or not to be sent, which is
         logged). Raises `SendFailed` for a failure that may pass and `InProgress` while
         another request relays the same text, so that Vonage delivers the webhook again.
         """
-        self.sweep()
         sender, number = sms.msisdn.removeprefix("+"), sms.to.removeprefix("+")
-        chat = self._chat_on(number, sender)
-        if chat is None:
+        received_at = sms.received_at or self.clock()
+        chats = self._chats_at(number, sender, received_at)
+        if not chats:
             log.info(
-                "No chat for %s on %s: text %s not relayed",
+                "No chat for %s on %s at %s: text %s not relayed",
                 mask(sender),
                 mask(number),
+                received_at.isoformat(timespec="seconds"),
                 sms.message_id,
             )
             return
+        # Two chats in the second the text came in (one ended, the next began): which one it
+        # was written in cannot be told, unless its first delivery said (see _relay_once).
+        chat = chats[0] if len(chats) == 1 else None
         if sms.type == "binary" or not sms.is_part:
-            self._relay_once(chat, sender, sms, sms.message_id or None)
+            self._relay_once(chat, sender, number, sms, sms.message_id)
             return
         part = Part(
             message_id=sms.message_id,
@@ -200,6 +220,7 @@ class SmsProxy:
             index=sms.concat_part,
             text=sms.text,
             received_at=self.clock(),
+            chat_id=chat.id if chat else None,
         )
         waiting = self.store.add_part(part)
         if waiting is None:
@@ -207,17 +228,16 @@ class SmsProxy:
             return
         if len(in_order(waiting)) < part.total:
             log.info(
-                "Part %d of %d of a long text in chat %s: waiting for the others",
+                "Part %d of %d of a long text from %s: waiting for the others",
                 part.index,
                 part.total,
-                chat.id,
+                mask(sender),
             )
             return
-        self._relay_parts(chat, waiting, detail=f"joined from {part.total} parts")
+        self._relay_parts(waiting, detail=f"joined from {part.total} parts")
 
     def record_receipt(self, receipt: DeliveryReceipt) -> None:
         """Keep what a delivery receipt says with the logged text it is about."""
-        self.sweep()
         chat_id = self.store.record_receipt(
             Receipt(receipt.message_id, receipt.status, receipt.err_code, self.clock())
         )
@@ -233,97 +253,117 @@ class SmsProxy:
             )
 
     def sweep(self) -> None:
-        """Relay long texts whose missing parts did not come within the timeout; purge claims.
+        """Relay long texts whose missing parts did not come within the timeout; forget what
+        retention allows.
 
-        Cheap when there is nothing to do, and done at most every few seconds per process.
+        Run by a background thread every few seconds (see `Sweeper`), never on a request.
         """
         now = self.clock()
-        if now < self._next_sweep:
-            return
-        self._next_sweep = now + SWEEP_INTERVAL
         if now >= self._next_purge:
             self._next_purge = now + PURGE_INTERVAL
-            self.store.purge(now - self.claim_retention)
+            self.store.purge(
+                now - self.claim_retention,
+                messages_before=self.message_retention and now - self.message_retention,
+            )
         for waiting in self.store.waiting_parts(now - self.concat_timeout):
             parts = in_order(waiting)
-            first = parts[0]
-            chat = self._chat_on(first.number, first.sender)
             indexes = ", ".join(str(p.index) for p in parts)
-            if chat is None:
-                log.warning(
-                    "Parts %s of %d of a long text from %s on %s: their chat has ended; dropped",
-                    indexes,
-                    first.total,
-                    mask(first.sender),
-                    mask(first.number),
-                )
-                self.store.relay_parts([p.message_id for p in waiting], now)
-                continue
             detail = (
-                f"only parts {indexes} of {first.total} came within CONCAT_TIMEOUT; "
+                f"only parts {indexes} of {parts[0].total} came within CONCAT_TIMEOUT; "
                 "relayed as received"
             )
-            log.warning("Chat %s: %s", chat.id, detail)
+            log.warning("A long text from %s: %s", mask(parts[0].sender), detail)
             try:
-                self._relay_parts(chat, waiting, detail=detail)
+                self._relay_parts(waiting, detail=detail)
             except SmsProxyError as error:
                 # No webhook waits on this: the parts stay, and the next sweep tries again.
-                log.warning("Chat %s: the incomplete text waits: %s", chat.id, error.message)
+                log.warning("An incomplete long text waits: %s", error.message)
 
-    def _chat_on(self, number: str, sender: str) -> Chat | None:
-        """Return the active chat `sender` has on `number`, ending it first if it is idle."""
-        chat = self.store.find_active(number, sender)
-        if chat is not None:
-            chat = self._expire_if_idle(chat)
-        return chat if chat is not None and chat.active else None
+    def ping(self) -> None:
+        """Raise `StoreUnavailable` unless the store answers."""
+        self.store.ping()
 
-    def _relay_parts(self, chat: Chat, waiting: Sequence[Part], *, detail: str) -> None:
-        """Relay the parts of a long text as one text, once; then none of them waits.
+    def _chats_at(self, number: str, sender: str, moment: datetime) -> list[Chat]:
+        """Return the chats `sender` had on `number` around `moment` (a message-timestamp)."""
+        start, end = moment - CLOCK_SLACK, moment + STAMP_RESOLUTION + CLOCK_SLACK
+        chats = [self._expire_if_idle(c) for c in self.store.find_chats(number, sender, start, end)]
+        # A chat that went quiet for longer than the TTL had ended before it was marked so.
+        return [chat for chat in chats if chat.overlaps(start, end)]
+
+    def _relay_parts(self, waiting: Sequence[Part], *, detail: str) -> None:
+        """Relay the parts of a long text as one text, once, in its first part's chat.
 
         A part Vonage sent twice under two messageIds is joined once, and both are done.
         """
         parts = in_order(waiting)
         first = parts[0]
-        sms = InboundSms(
-            msisdn=first.sender,
-            to=first.number,
-            text="".join(p.text for p in parts),
-            message_id=first.message_id,
-            type="text",
-        )
-        self._relay_once(chat, first.sender, sms, f"concat:{first.message_id}", detail=detail)
-        self.store.relay_parts([p.message_id for p in waiting], self.clock())
+        chat_id = chat_of_text(parts)
+        chat = self.store.get_chat(chat_id) if chat_id is not None else None
+        if chat is None:
+            log.warning(
+                "A long text from %s on %s came when no one chat was active: dropped",
+                mask(first.sender),
+                mask(first.number),
+            )
+        else:
+            sms = InboundSms(
+                msisdn=first.sender,
+                to=first.number,
+                text="".join(p.text for p in parts),
+                message_id=first.message_id,
+                type="text",
+            )
+            key = f"concat:{first.message_id}"
+            self._relay_once(chat, first.sender, first.number, sms, key, detail=detail)
+        self.store.relay_parts(waiting, self.clock())
 
     def _relay_once(
         self,
-        chat: Chat,
+        chat: Chat | None,
         sender: str,
+        number: str,
         sms: InboundSms,
-        key: str | None,
+        message_id: str,
         *,
         detail: str | None = None,
     ) -> None:
-        """Send `sms` to the partner unless the webhook `key` was (or is being) dealt with."""
-        if key is not None:
-            state = self.store.claim(key, self.clock(), self.claim_lease)
-            if state == DONE:
-                log.info("Text %s was relayed already: this copy is not", sms.message_id)
-                return
-            if state == BUSY:
-                log.info("Text %s is being relayed by another request", sms.message_id)
-                raise InProgress(
-                    "This text is being relayed by another request right now; deliver the "
-                    "webhook again later."
-                )
+        """Send `sms` to the partner unless it was (or is being) dealt with.
+
+        A webhook delivered again relays in the chat its first delivery was routed to, kept
+        with its claim: `chat` (None when it was not one alone) counts only the first time.
+        """
+        key = claim_key(number, sender, message_id)
+        state, chat_id = self.store.claim(
+            key, self.clock(), self.claim_lease, chat.id if chat else None
+        )
+        if state == DONE:
+            log.info("Text %s was relayed already: this copy is not", sms.message_id)
+            return
+        if state == BUSY:
+            log.info("Text %s is being relayed by another request", sms.message_id)
+            raise InProgress(
+                "This text is being relayed by another request right now; deliver the "
+                "webhook again later."
+            )
         try:
+            if chat is None or chat.id != chat_id:
+                chat = self.store.get_chat(chat_id) if chat_id is not None else None
+            if chat is None:
+                log.warning(
+                    "Text %s from %s on %s came as one chat ended and another began: dropped",
+                    sms.message_id,
+                    mask(sender),
+                    mask(number),
+                )
+                self.store.settle(key, self.clock())
+                return
             self._send_and_record(chat, sender, sms, key, detail)
         except BaseException:
-            if key is not None:
-                self.store.release(key)
+            self.store.release(key)
             raise
 
     def _send_and_record(
-        self, chat: Chat, sender: str, sms: InboundSms, key: str | None, detail: str | None
+        self, chat: Chat, sender: str, sms: InboundSms, key: str, detail: str | None
     ) -> None:
         if sms.type == "binary":
             log.warning(
@@ -364,7 +404,7 @@ class SmsProxy:
         sender: str,
         sms: InboundSms,
         outcome: str,
-        key: str | None,
+        key: str,
         *,
         message_ids: Sequence[str] = (),
         detail: str | None = None,

@@ -31,6 +31,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     literal_column,
     or_,
     select,
@@ -40,6 +41,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from chat_store import (
     ACTIVE,
@@ -48,10 +50,12 @@ from chat_store import (
     DONE,
     ENDED,
     EXPIRED,
+    RELEASED,
     Chat,
     MessageRecord,
     Part,
     Receipt,
+    check_part_fits,
     new_chat_id,
     no_free_number,
     pick_free_number,
@@ -60,8 +64,8 @@ from errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
-# SQLite writers wait this long for each other before giving up.
-SQLITE_BUSY_TIMEOUT_SECONDS = 30
+# How long a query, a lock or a pooled connection is waited for before the request gets a 503.
+DEFAULT_TIMEOUT_SECONDS = 5
 # A key of PostgreSQL's advisory locks: workers that start together create the schema once.
 SCHEMA_LOCK_KEY = 0x534D5350  # "SMSP"
 # The class of the advisory locks that let one transaction at a time add a part to a long text.
@@ -131,6 +135,8 @@ messages = Table(
     Column("detail", Text),
     Column("text", Text),
     Index("messages_of_a_chat", "chat_id", "seq"),
+    # MESSAGE_RETENTION forgets the oldest entries.
+    Index("messages_by_age", "at"),
 )
 # Vonage's id of each SMS part a logged text went out as: delivery receipts name these.
 sent_parts = Table(
@@ -147,23 +153,26 @@ receipts = Table(
     Column("err_code", String(16)),
     Column("at", UtcDateTime, nullable=False),
 )
-# One row a webhook (Vonage's messageId) being dealt with (claimed) or dealt with (done).
+# One row a webhook (its number, sender and messageId) being dealt with (claimed), given up
+# for a redelivery (released) or dealt with (done), with the chat it was routed to.
 claims = Table(
     "claims",
     metadata,
-    Column("key", String(100), primary_key=True),
+    Column("key", String(200), primary_key=True),
     Column("state", String(8), nullable=False),
     Column("at", UtcDateTime, nullable=False),
+    Column("chat_id", String(32)),
     Index("claims_by_age", "at"),
 )
-# Parts of long texts: waiting (relayed_at empty) until the text is whole, then kept a while
-# so that a late copy of a part is known.
+# Parts of long texts: waiting (relayed_at empty) until the text is whole, then kept a while,
+# without their bodies, so that a late copy of a part is known.
 parts = Table(
     "parts",
     metadata,
+    Column("sender", String(15), primary_key=True),
+    Column("number", String(15), primary_key=True),
     Column("message_id", String(64), primary_key=True),
-    Column("sender", String(15), nullable=False),
-    Column("number", String(15), nullable=False),
+    Column("chat_id", String(32)),
     Column("ref", String(64), nullable=False),
     Column("total", Integer, nullable=False),
     Column("idx", Integer, nullable=False),
@@ -203,18 +212,37 @@ def database_url(raw: str) -> URL:
 
 
 class SqlChatStore:
-    """Chats in an SQL database, shared by every process that is given the same URL."""
+    """Chats in an SQL database, shared by every process that is given the same URL.
 
-    def __init__(self, url: str | URL, *, pool_size: int = 10) -> None:
+    `pool_size` connections, one for each thread that serves requests (and two more for the
+    background sweep and commands). Nothing waits longer than `timeout` seconds for a
+    connection, a lock or a statement: it fails with `StoreUnavailable`, a 503.
+    """
+
+    def __init__(
+        self, url: str | URL, *, pool_size: int = 32, timeout: int = DEFAULT_TIMEOUT_SECONDS
+    ) -> None:
         url = database_url(str(url)) if isinstance(url, str) else url
         self.kind = "sqlite" if url.get_backend_name() == "sqlite" else "postgresql"
+        if self.kind == "sqlite":
+            # SQLite's busy timeout: how long a writer waits for another's lock.
+            connect_args = {"timeout": timeout}
+        else:
+            milliseconds = timeout * 1000
+            limits = f"-c statement_timeout={milliseconds} -c lock_timeout={milliseconds}"
+            options = " ".join(filter(None, [url.query.get("options"), limits]))
+            url = url.update_query_dict({"options": options})
+            connect_args = {"connect_timeout": timeout}
         # No ping before each use (a round trip for every query): a connection that a server
         # restart broke fails its query, which answers 503, and SQLAlchemy then replaces every
         # pooled connection at once, so a restart costs a worker one failed request.
-        options = {}
-        if self.kind == "sqlite":
-            options = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}}
-        engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, **options)
+        engine = create_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=2,
+            pool_timeout=timeout,
+            connect_args=connect_args,
+        )
         self._insert = sqlite.insert if self.kind == "sqlite" else postgresql.insert
         if self.kind == "sqlite":
             _take_over_sqlite_transactions(engine)
@@ -224,11 +252,31 @@ class SqlChatStore:
         self._write_engine = engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
 
     def create_schema(self) -> None:
-        """Create the tables and indexes that are missing (several processes may do it at once)."""
+        """Create the tables and indexes that are missing (several processes may do it at once).
+
+        `claims` and `parts` of an earlier version (before claims and parts were kept per
+        sender and number, with their chat) are made anew: they hold only what is in flight.
+        """
         with self._write() as conn:
             if self.kind == "postgresql":
                 conn.execute(select(func.pg_advisory_xact_lock(SCHEMA_LOCK_KEY)))
+            found = inspect(conn)
+            for table in (claims, parts):
+                if found.has_table(table.name) and "chat_id" not in {
+                    column["name"] for column in found.get_columns(table.name)
+                }:
+                    log.warning("Making the %s table anew, in its current shape", table.name)
+                    table.drop(conn)
             metadata.create_all(conn)
+            # create_all adds no index to a table that exists: add those added since.
+            for table in metadata.sorted_tables:
+                for index in table.indexes:
+                    index.create(conn, checkfirst=True)
+
+    def ping(self) -> None:
+        """Ask the database for an answer; raise `StoreUnavailable` if none comes in time."""
+        with self._read() as conn:
+            conn.execute(select(1))
 
     def create_chat(self, pool: Sequence[str], user_a: str, user_b: str, now: datetime) -> Chat:
         """Start a chat on a pool number on which neither person has an active chat."""
@@ -289,6 +337,33 @@ class SqlChatStore:
         with self._read() as conn:
             row = conn.execute(query).mappings().first()
         return None if row is None else _chat(row)
+
+    def find_chats(
+        self, number: str, participant: str, start: datetime, end: datetime
+    ) -> list[Chat]:
+        """Return the chats of `participant` on `number` active at some moment in [start, end)."""
+        active = (
+            select(chats)
+            .join(routes, routes.c.chat_id == chats.c.id)
+            .where(routes.c.number == number, routes.c.participant == participant)
+        )
+        with self._read() as conn:
+            row = conn.execute(active).mappings().first()
+            # Most texts come in a chat that began before them: the chats before it on this
+            # number ended before it began, so it is the only one (one primary-key lookup).
+            if row is not None and row["created_at"] <= start:
+                return [_chat(row)]
+            rows = conn.execute(
+                select(chats)
+                .where(
+                    chats.c.number == number,
+                    or_(chats.c.user_a == participant, chats.c.user_b == participant),
+                    chats.c.created_at < end,
+                    or_(chats.c.ended_at.is_(None), chats.c.ended_at > start),
+                )
+                .order_by(chats.c.seq.desc())
+            ).mappings()
+            return [_chat(row) for row in rows]
 
     def get_chat(self, chat_id: str) -> Chat | None:
         """Return the chat with this id, active or ended."""
@@ -357,12 +432,7 @@ class SqlChatStore:
         """Add an entry to a chat's message log and count it as the chat's latest activity."""
         with self._write() as conn:
             if settles is not None:
-                done = {"state": DONE, "at": record.at}
-                conn.execute(
-                    self._insert(claims)
-                    .values(key=settles, **done)
-                    .on_conflict_do_update(index_elements=["key"], set_=done)
-                )
+                self._settle(conn, settles, record.at, record.chat_id)
             touched = conn.execute(
                 update(chats)
                 .where(chats.c.id == record.chat_id)
@@ -442,70 +512,117 @@ class SqlChatStore:
                 )
         return chat_id
 
-    def claim(self, key: str, now: datetime, lease: timedelta) -> str:
-        """Claim the webhook `key` (Vonage's messageId) for the caller."""
+    def claim(
+        self, key: str, now: datetime, lease: timedelta, chat_id: str | None = None
+    ) -> tuple[str, str | None]:
+        """Claim the webhook `key`; return the state and the chat it was routed to."""
         with self._write() as conn:
             new = conn.execute(
                 self._insert(claims)
-                .values(key=key, state=CLAIMED, at=now)
+                .values(key=key, state=CLAIMED, at=now, chat_id=chat_id)
                 .on_conflict_do_nothing(index_elements=["key"])
                 .returning(claims.c.key)
             ).first()
             if new is not None:
-                return CLAIMED
-            # Take over a claim whose holder has had far longer than a relay takes.
+                return CLAIMED, chat_id
+            # Take a released claim, or one whose holder has had far longer than a relay takes.
             taken_over = conn.execute(
                 update(claims)
-                .where(claims.c.key == key, claims.c.state == CLAIMED, claims.c.at <= now - lease)
-                .values(at=now)
-            ).rowcount
-            if taken_over:
-                return CLAIMED
-            state = conn.execute(select(claims.c.state).where(claims.c.key == key)).scalar()
-        return DONE if state == DONE else BUSY
+                .where(
+                    claims.c.key == key,
+                    or_(
+                        claims.c.state == RELEASED,
+                        (claims.c.state == CLAIMED) & (claims.c.at <= now - lease),
+                    ),
+                )
+                .values(state=CLAIMED, at=now)
+                .returning(claims.c.chat_id)
+            ).first()
+            if taken_over is not None:
+                return CLAIMED, taken_over.chat_id
+            found = conn.execute(
+                select(claims.c.state, claims.c.chat_id).where(claims.c.key == key)
+            ).first()
+        return (DONE if found.state == DONE else BUSY), found.chat_id
 
     def release(self, key: str) -> None:
-        """Give up a claim that did not get done, so that a redelivery can try again."""
+        """Give up a claim that did not get done; a redelivery takes it, with its chat."""
         with self._write() as conn:
-            conn.execute(delete(claims).where(claims.c.key == key, claims.c.state == CLAIMED))
+            conn.execute(
+                update(claims)
+                .where(claims.c.key == key, claims.c.state == CLAIMED)
+                .values(state=RELEASED)
+            )
+
+    def settle(self, key: str, at: datetime) -> None:
+        """Mark a claim done without a log entry."""
+        with self._write() as conn:
+            self._settle(conn, key, at, None)
+
+    def _settle(self, conn: Connection, key: str, at: datetime, chat_id: str | None) -> None:
+        done = {"state": DONE, "at": at}
+        conn.execute(
+            self._insert(claims)
+            .values(key=key, chat_id=chat_id, **done)
+            .on_conflict_do_update(index_elements=["key"], set_=done)
+        )
 
     def add_part(self, part: Part) -> list[Part] | None:
         """Keep a part of a long text; return the parts of its text waiting so far."""
+        this_part = (
+            (parts.c.sender == part.sender)
+            & (parts.c.number == part.number)
+            & (parts.c.message_id == part.message_id)
+        )
         with self._write() as conn:
             if self.kind == "postgresql":
-                # Two parts of one text, arriving together, must not each miss the other.
-                key = func.hashtext(":".join(map(str, part.text_key)))
+                # Parts of one sender, arriving together, must not each miss the other, nor
+                # together pass the bounds on what may wait.
+                key = func.hashtext(part.sender)
                 conn.execute(select(func.pg_advisory_xact_lock(PARTS_LOCK_CLASS, key)))
-            conn.execute(
-                self._insert(parts)
-                .values(
-                    message_id=part.message_id,
-                    sender=part.sender,
-                    number=part.number,
-                    ref=part.ref,
-                    total=part.total,
-                    idx=part.index,
-                    text=part.text,
-                    received_at=part.received_at,
-                )
-                .on_conflict_do_nothing(index_elements=["message_id"])
-            )
             # A copy counts as the part first kept, whatever its concat fields say.
-            kept = conn.execute(select(parts).where(parts.c.message_id == part.message_id)).first()
-            if kept.relayed_at is not None:
+            row = conn.execute(select(parts).where(this_part)).mappings().first()
+            if row is not None and row["relayed_at"] is not None:
                 return None
-            rows = conn.execute(
-                select(parts)
-                .where(
-                    parts.c.sender == kept.sender,
-                    parts.c.number == kept.number,
-                    parts.c.ref == kept.ref,
-                    parts.c.total == kept.total,
-                    parts.c.relayed_at.is_(None),
+            kept = part if row is None else _part(row)
+            waiting = self._waiting_parts_of(conn, kept.text_key)
+            if row is None:
+                of_sender = conn.execute(
+                    select(func.count()).where(
+                        parts.c.sender == part.sender, parts.c.relayed_at.is_(None)
+                    )
+                ).scalar_one()
+                check_part_fits(part, waiting, of_sender)
+                conn.execute(
+                    insert(parts).values(
+                        message_id=part.message_id,
+                        sender=part.sender,
+                        number=part.number,
+                        chat_id=part.chat_id,
+                        ref=part.ref,
+                        total=part.total,
+                        idx=part.index,
+                        text=part.text,
+                        received_at=part.received_at,
+                    )
                 )
-                .order_by(parts.c.received_at, parts.c.message_id)
+                waiting.append(part)
+            return waiting
+
+    def _waiting_parts_of(self, conn: Connection, text_key: tuple) -> list[Part]:
+        sender, number, ref, total = text_key
+        rows = conn.execute(
+            select(parts)
+            .where(
+                parts.c.sender == sender,
+                parts.c.number == number,
+                parts.c.ref == ref,
+                parts.c.total == total,
+                parts.c.relayed_at.is_(None),
             )
-            return [_part(row) for row in rows.mappings()]
+            .order_by(parts.c.received_at, parts.c.message_id)
+        )
+        return [_part(row) for row in rows.mappings()]
 
     def waiting_parts(self, received_before: datetime) -> list[list[Part]]:
         """Return the long texts still waiting whose first part came before that moment."""
@@ -516,36 +633,40 @@ class SqlChatStore:
                 .where(waiting, parts.c.received_at < received_before)
                 .distinct()
             ).all()
-            texts = []
-            for sender, number, ref, total in old:
-                rows = conn.execute(
-                    select(parts)
-                    .where(
-                        waiting,
-                        parts.c.sender == sender,
-                        parts.c.number == number,
-                        parts.c.ref == ref,
-                        parts.c.total == total,
-                    )
-                    .order_by(parts.c.received_at, parts.c.message_id)
-                )
-                texts.append([_part(row) for row in rows.mappings()])
-        return texts
+            return [self._waiting_parts_of(conn, tuple(text_key)) for text_key in old]
 
-    def relay_parts(self, message_ids: Sequence[str], now: datetime) -> None:
-        """Mark these parts relayed: they, and later copies of them, wait no more."""
+    def relay_parts(self, parts_relayed: Sequence[Part], now: datetime) -> None:
+        """Mark these parts relayed, their bodies forgotten: they and their copies wait no more."""
         with self._write() as conn:
             conn.execute(
                 update(parts)
-                .where(parts.c.message_id.in_(list(message_ids)))
-                .values(relayed_at=now)
+                .where(
+                    parts.c.sender == bindparam("b_sender"),
+                    parts.c.number == bindparam("b_number"),
+                    parts.c.message_id == bindparam("b_message_id"),
+                )
+                # Only the key is kept, to know a late copy: no body.
+                .values(relayed_at=now, text=""),
+                [
+                    {"b_sender": p.sender, "b_number": p.number, "b_message_id": p.message_id}
+                    for p in parts_relayed
+                ],
             )
 
-    def purge(self, before: datetime) -> None:
-        """Forget claims, and relayed parts, older than `before`."""
+    def purge(self, before: datetime, *, messages_before: datetime | None = None) -> None:
+        """Forget claims and relayed parts older than `before`, and old log entries."""
         with self._write() as conn:
             conn.execute(delete(claims).where(claims.c.at < before))
             conn.execute(delete(parts).where(parts.c.relayed_at < before))
+            if messages_before is None:
+                return
+            old = select(messages.c.seq).where(messages.c.at < messages_before)
+            parts_of_old = select(sent_parts.c.vonage_message_id).where(
+                sent_parts.c.message_seq.in_(old)
+            )
+            conn.execute(delete(receipts).where(receipts.c.vonage_message_id.in_(parts_of_old)))
+            conn.execute(delete(sent_parts).where(sent_parts.c.message_seq.in_(old)))
+            conn.execute(delete(messages).where(messages.c.at < messages_before))
 
     def close(self) -> None:
         """Close the pooled connections."""
@@ -564,13 +685,15 @@ class SqlChatStore:
 
 @contextmanager
 def _unavailable_as_503() -> Iterator[None]:
-    """Turn a database that cannot answer into `StoreUnavailable`; let constraint errors through."""
+    """Turn a database that cannot answer in time into `StoreUnavailable`; let constraint
+    errors through."""
     try:
         yield
     except IntegrityError:
         raise
-    except DBAPIError as error:
-        log.error("The chat store did not answer: %s", type(error.orig).__name__)
+    except (DBAPIError, PoolTimeout) as error:
+        cause = error.orig if isinstance(error, DBAPIError) else error
+        log.error("The chat store did not answer: %s", type(cause).__name__)
         raise StoreUnavailable(
             "The chat store (the database) cannot be reached right now; try again shortly."
         ) from error
@@ -624,6 +747,7 @@ def _part(row) -> Part:
         message_id=row["message_id"],
         sender=row["sender"],
         number=row["number"],
+        chat_id=row["chat_id"],
         ref=row["ref"],
         total=row["total"],
         index=row["idx"],

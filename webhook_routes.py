@@ -4,31 +4,34 @@ Vonage sends a webhook again when it gets no 2xx, so these answer 204 once a web
 with (relayed, or not worth sending again) and 503 only when trying again later may help.
 """
 
-from flask import Blueprint, current_app
+from flask import Blueprint, current_app, g, request
 
-from routes import proxy, request_fields
-from webhooks import parse_delivery_receipt, parse_inbound_sms
+from routes import json_object, proxy
+from webhooks import parse_delivery_receipt, parse_inbound_sms, webhook_fields
 
 webhooks = Blueprint("webhooks", __name__)
 
 
 @webhooks.before_request
-def require_signature() -> None:
-    """With VONAGE_SIGNATURE_SECRET set, let only webhooks Vonage signed through."""
+def read_and_verify() -> None:
+    """Read the webhook's fields once; with VONAGE_SIGNATURE_SECRET set, only Vonage's pass."""
+    g.webhook = webhook_fields(
+        [request.args.items(multi=True), request.form.items(multi=True), json_object().items()]
+    )
     check = current_app.extensions.get("signature_check")
     if check is not None:
-        check.verify(request_fields())
+        check.verify(g.webhook)
 
 
 @webhooks.route("/webhooks/inbound-sms", methods=["GET", "POST"])
 def inbound_sms():
     """Relay a text Vonage received on a virtual number; 204 unless it is worth sending again."""
-    proxy().relay(parse_inbound_sms(request_fields()))
+    proxy().relay(parse_inbound_sms(g.webhook))
     return "", 204
 
 
 @webhooks.route("/webhooks/delivery-receipt", methods=["GET", "POST"])
 def delivery_receipt():
     """Keep what Vonage says became of a relayed text, in its chat's message log."""
-    proxy().record_receipt(parse_delivery_receipt(request_fields()))
+    proxy().record_receipt(parse_delivery_receipt(g.webhook))
     return "", 204

@@ -57,6 +57,24 @@ class Clock:
         self.now += timedelta(seconds=seconds)
 
 
+INBOUND_SMS = "/webhooks/inbound-sms"
+FORMATS = ("GET", "POST", "POST-JSON")
+
+
+def deliver(client, fmt: str, fields: dict, path: str = INBOUND_SMS):
+    """Deliver a webhook to the test client as Vonage does in format `fmt`."""
+    if fmt == "GET":
+        return client.get(path, query_string=fields)
+    if fmt == "POST":
+        return client.post(path, data=fields)
+    return client.post(path, json=fields)
+
+
+def vonage_time(moment: datetime | None = None) -> str:
+    """Return `moment` (now by default) as Vonage writes message-timestamp: UTC, to the second."""
+    return (moment or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def canned(name: str) -> dict:
     """Return one of Vonage's answers kept in tests/data."""
     return json.loads((DATA / f"{name}.json").read_text())

@@ -57,7 +57,8 @@ def test_health_and_webhooks_need_no_token(app, chat, sms_api):
     stranger = app.test_client()
     assert stranger.get("/").status_code == 200
     answer = stranger.post(
-        "/webhooks/inbound-sms", data={"msisdn": ALICE, "to": chat["virtualNumber"], "text": "hi"}
+        "/webhooks/inbound-sms",
+        data={"msisdn": ALICE, "to": chat["virtualNumber"], "text": "hi", "messageId": "0A01"},
     )
     assert answer.status_code == 204
     assert [s["to"] for s in sms_api.sent] == [BOB]

@@ -51,7 +51,7 @@ BAD_WEBHOOKS = {
         lambda c: raw(
             c,
             INBOUND,
-            b"msisdn=447700900999&to=447700900000&text=%FF%FE",
+            b"msisdn=447700900999&to=447700900000&messageId=0A01&text=%FF%FE",
             "application/x-www-form-urlencoded",
         ),
         204,

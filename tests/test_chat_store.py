@@ -251,22 +251,22 @@ LEASE = timedelta(seconds=60)
 
 def test_a_webhook_is_claimed_once_until_it_is_released_or_done(store):
     chat = store.create_chat(POOL, ALICE, BOB, T0)
-    assert store.claim("0A01", T0, LEASE) == CLAIMED
-    assert store.claim("0A01", T0 + timedelta(seconds=1), LEASE) == BUSY
+    assert store.claim("0A01", T0, LEASE)[0] == CLAIMED
+    assert store.claim("0A01", T0 + timedelta(seconds=1), LEASE)[0] == BUSY
     store.release("0A01")
-    assert store.claim("0A01", T0 + timedelta(seconds=2), LEASE) == CLAIMED
+    assert store.claim("0A01", T0 + timedelta(seconds=2), LEASE)[0] == CLAIMED
     store.record_message(record(chat, T0 + timedelta(seconds=3)), settles="0A01")
-    assert store.claim("0A01", T0 + timedelta(hours=23), LEASE) == DONE
+    assert store.claim("0A01", T0 + timedelta(hours=23), LEASE)[0] == DONE
     store.release("0A01")  # a done claim stays done
-    assert store.claim("0A01", T0 + timedelta(hours=23), LEASE) == DONE
-    assert store.claim("0A02", T0, LEASE) == CLAIMED
+    assert store.claim("0A01", T0 + timedelta(hours=23), LEASE)[0] == DONE
+    assert store.claim("0A02", T0, LEASE)[0] == CLAIMED
 
 
 def test_a_claim_whose_lease_ran_out_is_taken_over_once(store):
-    assert store.claim("0A01", T0, LEASE) == CLAIMED
-    assert store.claim("0A01", T0 + LEASE - timedelta(seconds=1), LEASE) == BUSY
-    assert store.claim("0A01", T0 + LEASE, LEASE) == CLAIMED
-    assert store.claim("0A01", T0 + LEASE + timedelta(seconds=1), LEASE) == BUSY
+    assert store.claim("0A01", T0, LEASE)[0] == CLAIMED
+    assert store.claim("0A01", T0 + LEASE - timedelta(seconds=1), LEASE)[0] == BUSY
+    assert store.claim("0A01", T0 + LEASE, LEASE)[0] == CLAIMED
+    assert store.claim("0A01", T0 + LEASE + timedelta(seconds=1), LEASE)[0] == BUSY
 
 
 def test_purge_forgets_claims_older_than_the_cutoff(store):
@@ -276,8 +276,8 @@ def test_purge_forgets_claims_older_than_the_cutoff(store):
     store.claim("new", T0 + timedelta(hours=2), LEASE)
     store.record_message(record(chat, T0 + timedelta(hours=2)), settles="new")
     store.purge(T0 + timedelta(hours=1))
-    assert store.claim("old", T0 + timedelta(hours=3), LEASE) == CLAIMED
-    assert store.claim("new", T0 + timedelta(hours=3), LEASE) == DONE
+    assert store.claim("old", T0 + timedelta(hours=3), LEASE)[0] == CLAIMED
+    assert store.claim("new", T0 + timedelta(hours=3), LEASE)[0] == DONE
 
 
 def test_eight_threads_claiming_one_webhook_get_one_claim(store):
@@ -285,7 +285,7 @@ def test_eight_threads_claiming_one_webhook_get_one_claim(store):
 
     def claim():
         barrier.wait()
-        results.append(store.claim("0A01", T0, LEASE))
+        results.append(store.claim("0A01", T0, LEASE)[0])
 
     threads = [threading.Thread(target=claim) for _ in range(8)]
     for thread in threads:
@@ -316,7 +316,7 @@ def test_parts_wait_together_counted_once_each_and_are_gone_once_relayed(store):
     assert store.add_part(part(1, sender=BOB)) == [part(1, sender=BOB)]
     assert store.add_part(p1) == [p3, p1]
     assert in_order(store.add_part(p2)) == [p1, p2, p3]
-    store.relay_parts([p1.message_id, p2.message_id, p3.message_id], T0 + timedelta(seconds=3))
+    store.relay_parts([p1, p2, p3], T0 + timedelta(seconds=3))
     assert store.add_part(p2) is None  # a late copy of a relayed part
     assert store.add_part(part(1, at=T0 + timedelta(hours=1))) == [
         part(1, at=T0 + timedelta(hours=1))
@@ -330,7 +330,7 @@ def test_waiting_parts_lists_texts_whose_first_part_is_older_than_the_cutoff(sto
         store.add_part(each)
     assert store.waiting_parts(T0 + timedelta(minutes=3)) == [[old, late]]
     assert sorted(map(len, store.waiting_parts(T0 + timedelta(minutes=6)))) == [1, 2]
-    store.relay_parts([old.message_id, late.message_id], T0 + timedelta(minutes=6))
+    store.relay_parts([old, late], T0 + timedelta(minutes=6))
     assert store.waiting_parts(T0 + timedelta(minutes=6)) == [[fresh]]
     store.purge(T0 + timedelta(minutes=7))
     assert store.add_part(old) == [old]  # forgotten after the purge: waits again

@@ -4,7 +4,7 @@ import pytest
 import requests
 
 from sms_sender import THROTTLE_BACKOFF
-from tests.support import ALICE, BOB, CAROL, VIRTUAL, canned
+from tests.support import ALICE, BOB, CAROL, VIRTUAL, canned, vonage_time
 
 WEBHOOK = "/webhooks/inbound-sms"
 
@@ -22,8 +22,9 @@ FORMATS = ["GET", "POST", "POST-JSON"]
 
 
 def inbound(**overrides) -> dict:
-    """A webhook as Vonage sends it (tests/data/inbound-sms.json), with some fields changed."""
-    return {**canned("inbound-sms"), **overrides}
+    """A webhook as Vonage sends it (tests/data/inbound-sms.json), received now, with some
+    fields changed."""
+    return {**canned("inbound-sms"), "message-timestamp": vonage_time(), **overrides}
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

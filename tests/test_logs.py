@@ -1,3 +1,4 @@
+import http.client
 import logging
 import threading
 
@@ -18,15 +19,18 @@ def test_no_log_line_shows_a_whole_number_or_a_text_when_sending_for_real(client
     caplog.set_level(logging.DEBUG)
     client.post("/chat", json={"userANumber": ALICE, "userBNumber": BOB})
     client.get(
-        "/webhooks/inbound-sms", query_string={"msisdn": ALICE, "to": VIRTUAL, "text": SECRET_TEXT}
+        "/webhooks/inbound-sms",
+        query_string={"msisdn": ALICE, "to": VIRTUAL, "text": SECRET_TEXT, "messageId": "0A01"},
     )
     sms_api.then("send-internal-error", 500, "send-number-barred")
     for _ in range(3):
         client.post(
-            "/webhooks/inbound-sms", data={"msisdn": BOB, "to": VIRTUAL, "text": SECRET_TEXT}
+            "/webhooks/inbound-sms",
+            data={"msisdn": BOB, "to": VIRTUAL, "text": SECRET_TEXT, "messageId": "0A02"},
         )
     client.post(
-        "/webhooks/inbound-sms", json={"msisdn": "447700900123", "to": VIRTUAL, "text": SECRET_TEXT}
+        "/webhooks/inbound-sms",
+        json={"msisdn": "447700900123", "to": VIRTUAL, "text": SECRET_TEXT, "messageId": "0A03"},
     )
     assert len(sms_api.sent) == 6
     assert "relayed to ********0002" in caplog.text
@@ -47,8 +51,22 @@ def dev_server(app):
 def test_the_development_servers_request_log_hides_the_query_string(dev_server, sms_api, caplog):
     caplog.set_level(logging.INFO, logger="werkzeug")
     sms_api.mock.add_passthru(dev_server)
-    fields = {"msisdn": ALICE, "to": VIRTUAL, "text": SECRET_TEXT}
+    fields = {"msisdn": ALICE, "to": VIRTUAL, "text": SECRET_TEXT, "messageId": "0A01"}
     assert requests.get(f"{dev_server}/webhooks/inbound-sms", params=fields).status_code == 204
     (request_line,) = [r.getMessage() for r in caplog.records if r.name == "werkzeug"]
     assert "GET /webhooks/inbound-sms?[redacted] HTTP/1.1" in request_line
+    assert participant_numbers_or_text_in(request_line) == []
+
+
+def test_a_quote_in_the_query_string_does_not_end_the_redaction(dev_server, sms_api, caplog):
+    # A raw ' is legal in a query string: "text=I'm..." must not show what follows it.
+    caplog.set_level(logging.INFO, logger="werkzeug")
+    host, port = dev_server.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    query = f'msisdn={ALICE}&to={VIRTUAL}&messageId=0A01&text=I\'m+at+the+back+door&x="q"+{BOB}'
+    connection.request("GET", f"/webhooks/inbound-sms?{query}")
+    assert connection.getresponse().status == 204
+    (request_line,) = [r.getMessage() for r in caplog.records if r.name == "werkzeug"]
+    assert "GET /webhooks/inbound-sms?[redacted] HTTP/1.1" in request_line
+    assert "back" not in request_line
     assert participant_numbers_or_text_in(request_line) == []

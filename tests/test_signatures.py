@@ -7,7 +7,7 @@ import pytest
 from vonage import Auth
 
 from signatures import sign, signing_string
-from tests.support import ALICE, BOB, VIRTUAL
+from tests.support import ALICE, BOB, VIRTUAL, vonage_time
 
 SECRET = "s3cr3t-signature-secret"
 METHODS = ["md5hash", "md5", "sha1", "sha256", "sha512"]
@@ -32,7 +32,7 @@ def inbound(text="Running late & so sorry = 5 min", **extra) -> dict:
         "text": text,
         "type": "text",
         "keyword": "RUNNING",
-        "message-timestamp": "2026-11-22 12:00:00",
+        "message-timestamp": vonage_time(),
         "timestamp": str(int(time.time())),
         "nonce": "aaaaaaaa-bbbb-cccc-dddd-0123456789ab",
         **extra,
