@@ -206,7 +206,9 @@ def check_part_fits(part: Part, waiting: Sequence[Part], waiting_of_sender: int)
     """Raise `InvalidRequest` if keeping `part` would exceed what a long text may be."""
     if part.key in {p.key for p in waiting}:
         return
-    if waiting_of_sender >= MAX_WAITING_PARTS:
+    whole = len(in_order([*waiting, part])) == part.total
+    # A part that completes its text frees the others rather than adding one that waits.
+    if waiting_of_sender >= MAX_WAITING_PARTS and not whole:
         raise InvalidRequest(
             "concat-part",
             f"is one part too many: this sender has {MAX_WAITING_PARTS} parts of long texts "

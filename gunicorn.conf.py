@@ -13,9 +13,13 @@ import sys
 from dotenv import dotenv_values
 
 bind = "127.0.0.1:3000"
-# A relay mostly waits on Vonage's answer: each worker's threads serve requests meanwhile,
-# and each thread that sends keeps a connection to Vonage open (VONAGE_CONNECTIONS).
-threads = 32
+# Each request is a greenlet: a relay mostly waits on Vonage's answer, and the worker serves
+# others meanwhile. A client that sends its request slowly (or never finishes it) holds only
+# its greenlet: with gthread it held one of a few threads, and 32 such clients stopped every
+# webhook. psycopg 3 and requests wait cooperatively; SQLite's waits for its lock are in
+# Python (sql_store.py). Up to worker_connections clients at once, each with its own greenlet.
+worker_class = "gevent"
+worker_connections = 1000
 # Gunicorn 27's control socket sits at one path per user; two services would clash there.
 control_socket_disable = True
 
@@ -51,12 +55,7 @@ if not _setting("ADMIN_API_TOKEN"):
 
 
 def on_starting(server) -> None:
-    """Size the workers' pools of connections to Vonage; refuse to split the memory store."""
-    # Workers start after this, and read them: one connection to Vonage for each thread that
-    # sends, and one to the database for each thread that serves.
-    for name in ("VONAGE_CONNECTIONS", "DATABASE_POOL_SIZE"):
-        if not _setting(name):
-            os.environ[name] = str(server.cfg.threads)
+    """Refuse to split the memory store between workers."""
     if not _setting("DATABASE_URL") and server.cfg.workers > 1:
         server.log.error(
             "The memory store keeps chats in one process, so it runs one worker (here %d "

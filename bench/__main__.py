@@ -23,6 +23,7 @@ import tempfile
 import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -150,6 +151,8 @@ def webhooks(chats: list[dict], count: int, label: str) -> tuple[list[bytes], li
     """Return `count` inbound-SMS webhooks (POST form, as Vonage sends) spread over `chats`."""
     raw, texts = [], []
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    # When Vonage received them: now, after their chats began (a text is routed by it).
+    received = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
     for i in range(count):
         chat = chats[i % len(chats)]
         sender = chat["userANumber"] if (i // len(chats)) % 2 == 0 else chat["userBNumber"]
@@ -162,7 +165,7 @@ def webhooks(chats: list[dict], count: int, label: str) -> tuple[list[bytes], li
             "type": "text",
             "keyword": "I",
             "api-key": "abcd1234",
-            "message-timestamp": "2026-11-22 12:00:00",
+            "message-timestamp": received,
         }
         raw.append(
             load.request_bytes("POST", "/webhooks/inbound-sms", urlencode(fields).encode(), headers)

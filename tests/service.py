@@ -53,6 +53,7 @@ def run_service(
     database_url: str = "",
     args: tuple[str, ...] = (),
     access_log: bool = False,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Service]:
     """Start the README's run command (gunicorn with gunicorn.conf.py), aimed at `standin`."""
     port = free_port()
@@ -69,11 +70,11 @@ def run_service(
         "DATABASE_URL": database_url,
         "REQUESTS_CA_BUNDLE": str(standin.ca_file),
         "ADMIN_API_TOKEN": ADMIN_TOKEN,
+        "ACCESS_LOG": "true" if access_log else "false",
+        **(env or {}),
     }
     command = [sys.executable, "-m", "gunicorn", "app:create_app()", "--bind"]
     command += [f"127.0.0.1:{port}", *args]
-    if access_log:
-        command += ["--access-logfile", "-"]
     with log_file.open("a") as log:
         process = subprocess.Popen(
             command, cwd=PROJECT, env=env, stdout=log, stderr=log, start_new_session=True

@@ -58,6 +58,34 @@ BAD_WEBHOOKS = {
     ),
     "a body over 64 KB": (lambda c: c.post(INBOUND, data={**GOOD, "text": "x" * 70_000}), 413),
     "PUT": (lambda c: c.put(INBOUND, data=GOOD), 405),
+    "no messageId": (lambda c: c.post(INBOUND, data={**GOOD, "messageId": ""}), 400),
+    "a field name with = and &": (
+        lambda c: c.post(INBOUND, data={**GOOD, "type=text&keyword": "HI"}),
+        400,
+    ),
+    "a field name with a space": (lambda c: c.post(INBOUND, json={**GOOD, "api key": "1"}), 400),
+    "a field given twice": (
+        lambda c: c.get(INBOUND, query_string=f"msisdn={ALICE}&msisdn={BOB}&to={VIRTUAL}&text=hi"),
+        400,
+    ),
+    "a field in the query and the body": (
+        lambda c: c.post(INBOUND + "?text=hi", data=GOOD),
+        400,
+    ),
+    "a nested value": (lambda c: c.post(INBOUND, json={**GOOD, "extra": {"a": 1}}), 400),
+    "JSON nested 1,000 deep": (
+        lambda c: raw(c, INBOUND, b"[" * 1000 + b"]" * 1000, "application/json"),
+        400,
+    ),
+    "JSON nested 1,000 deep at /chat": (
+        lambda c: raw(c, "/chat", b'{"a":' * 1000 + b"1" + b"}" * 1000, "application/json"),
+        400,
+    ),
+    "a text of 641 characters": (lambda c: c.post(INBOUND, data={**GOOD, "text": "x" * 641}), 400),
+    "a malformed message-timestamp": (
+        lambda c: c.post(INBOUND, data={**GOOD, "message-timestamp": "yesterday"}),
+        400,
+    ),
     "binary": (lambda c: c.post(INBOUND, data={**GOOD, "type": "binary", "data": "00"}), 204),
     "an unknown sender": (lambda c: c.post(INBOUND, data={**GOOD, "msisdn": "447700900999"}), 204),
     "an unknown number": (lambda c: c.post(INBOUND, data={**GOOD, "to": "447700900999"}), 204),

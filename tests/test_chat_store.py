@@ -13,6 +13,7 @@ from chat_store import (
     BUSY,
     CLAIMED,
     DONE,
+    ENDED_BY_API,
     FAILED,
     SENT,
     Chat,
@@ -377,3 +378,74 @@ def test_after_the_server_drops_its_connections_one_query_fails_and_the_next_wor
         store.find_active(chat.number, ALICE)
     assert store.find_active(chat.number, ALICE) == chat
     assert store.get_chat(chat.id) == chat
+
+
+def test_purge_forgets_log_entries_older_than_the_retention_with_their_receipts(store):
+    chat = store.create_chat(POOL, ALICE, BOB, T0)
+    for n in range(4):
+        at = T0 + timedelta(days=n)
+        store.record_message(record(chat, at, vonage_message_ids=(f"0B0{n}",)))
+        store.record_receipt(Receipt(f"0B0{n}", "delivered", "0", at))
+    first_seq = store.list_messages(chat.id)[0].seq
+    store.purge(T0, messages_before=T0 + timedelta(days=2))
+    kept = store.list_messages(chat.id)
+    assert [m.vonage_message_ids for m in kept] == [("0B02",), ("0B03",)]
+    assert [r.message_id for m in kept for r in m.receipts] == ["0B02", "0B03"]
+    assert store.record_receipt(Receipt("0B00", "failed", "1", T0)) is None  # forgotten
+    # A cursor from before the purge still pages on from where it was.
+    assert [m.seq for m in store.list_messages(chat.id, after=first_seq)] == [m.seq for m in kept]
+    assert [m.seq for m in store.list_messages(chat.id, after=kept[0].seq)] == [kept[1].seq]
+    store.record_message(record(chat, T0 + timedelta(days=5)))
+    assert store.list_messages(chat.id)[-1].seq > kept[-1].seq
+
+
+def test_the_memory_store_keeps_nothing_of_a_text_past_the_retention():
+    store = MemoryChatStore()
+    chat = store.create_chat(POOL, ALICE, BOB, T0)
+    for n in range(100):
+        key = f"{chat.number}/{ALICE}/0A{n:02d}"
+        store.claim(key, T0, LEASE, chat.id)
+        store.record_message(record(chat, T0, vonage_message_ids=(f"0B{n:02d}",)), settles=key)
+        store.record_receipt(Receipt(f"0B{n:02d}", "delivered", "0", T0))
+    store.purge(T0 + timedelta(hours=26), messages_before=T0 + timedelta(days=30, seconds=1))
+    assert (store._messages[chat.id], store._sent_parts, store._receipts, store._claims) == (
+        [],
+        {},
+        {},
+        {},
+    )
+
+
+def test_find_chats_returns_the_chats_active_in_a_window(store):
+    first = store.create_chat([ONE], ALICE, BOB, T0)
+    store.end_chat(first.id, ENDED_BY_API, T0 + timedelta(seconds=60))
+    second = store.create_chat([ONE], ALICE, CAROL, T0 + timedelta(seconds=61))
+
+    def at(seconds: float):
+        return T0 + timedelta(seconds=seconds)
+
+    def found(start, end) -> list[str]:
+        return [c.id for c in store.find_chats(ONE, ALICE, at(start), at(end))]
+
+    assert found(10, 13) == [first.id]
+    assert found(59, 62) == [second.id, first.id]
+    assert found(61, 64) == [second.id]
+    assert found(-5, -2) == []
+    assert store.find_chats(ONE, BOB, at(61), at(64)) == []
+    assert [c.id for c in store.find_chats(ONE, BOB, at(50), at(53))] == [first.id]
+
+
+def test_a_released_claim_is_taken_again_with_the_chat_it_was_routed_to(store):
+    assert store.claim("k", T0, LEASE, "chat-1") == (CLAIMED, "chat-1")
+    store.release("k")
+    assert store.claim("k", T0 + timedelta(seconds=1), LEASE, "chat-2") == (CLAIMED, "chat-1")
+    store.settle("k", T0 + timedelta(seconds=2))
+    assert store.claim("k", T0 + timedelta(seconds=3), LEASE, "chat-2") == (DONE, "chat-1")
+
+
+def test_parts_of_two_senders_with_one_message_id_are_kept_apart(store):
+    alices, bobs = part(1), dataclasses.replace(part(1, sender=BOB), message_id=part(1).message_id)
+    assert store.add_part(alices) == [alices]
+    assert store.add_part(bobs) == [bobs]
+    store.relay_parts([alices], T0)
+    assert store.add_part(bobs) == [bobs]  # still waiting: another sender's part was relayed

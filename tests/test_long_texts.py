@@ -3,7 +3,7 @@ come, and relayed once as one text. Parts wait in the store, so a restart or ano
 loses none; parts whose text never completes are relayed as they are after CONCAT_TIMEOUT.
 """
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -188,4 +188,59 @@ def test_a_part_with_impossible_concat_fields_is_refused_with_a_400(client, chat
     answer = client.post(WEBHOOK, data={**part(PARTS, 1), **change})
     assert answer.status_code == 400
     assert answer.json["field"] in ("concat-part", "concat-total", "concat-ref", "messageId")
+    assert sms_api.sent == []
+
+
+def waiting(app) -> list[list]:
+    return app.extensions["sms_proxy"].store.waiting_parts(datetime.max.replace(tzinfo=UTC))
+
+
+def test_a_long_text_longer_than_one_text_may_be_is_refused_part_by_part(
+    app, client, chat, sms_api
+):
+    texts = split("x" * 3300, 150)  # 22 parts: the 22nd would pass 3,200 characters
+    for n in range(1, 22):
+        assert client.post(WEBHOOK, data=part(texts, n)).status_code == 204
+    answer = client.post(WEBHOOK, data=part(texts, 22))
+    assert (answer.status_code, answer.json["field"]) == (400, "text")
+    assert "3200 characters" in answer.json["message"]
+    assert [len(parts) for parts in waiting(app)] == [21]  # the refused part was not kept
+    assert client.post(WEBHOOK, data=part(texts, 3)).status_code == 204  # a copy still fits
+    assert sms_api.sent == []
+
+
+def test_a_sender_may_keep_no_more_than_255_parts_waiting(app, client, chat, sms_api):
+    for ref in range(255):
+        assert client.post(WEBHOOK, data=part(["a", "b"], 1, ref=str(ref))).status_code == 204
+    answer = client.post(WEBHOOK, data=part(["a", "b"], 1, ref="255"))
+    assert (answer.status_code, answer.json["field"]) == (400, "concat-part")
+    assert len(waiting(app)) == 255
+    # Bob's parts are counted apart, and a part that completes its text is kept.
+    assert client.post(WEBHOOK, data=part(["c", "d"], 1, ref="1", sender=BOB)).status_code == 204
+    assert client.post(WEBHOOK, data=part(["a", "b"], 2, ref="7")).status_code == 204
+    assert sms_api.texts() == [(VIRTUAL, BOB, "ab", "text")]
+
+
+def test_a_relayed_part_keeps_no_body(app, client, chat, sms_api):
+    for n in (1, 2, 3):
+        client.post(WEBHOOK, data=part(PARTS, n))
+    assert sms_api.texts() == [(VIRTUAL, BOB, LONG, "text")]
+    store = app.extensions["sms_proxy"].store
+    # A late copy is still known (nothing sent), and what the store keeps of it has no text.
+    assert client.post(WEBHOOK, data=part(PARTS, 2)).status_code == 204
+    assert len(sms_api.sent) == 1
+    if store.kind == "memory":
+        assert store._parts == {}
+    else:
+        with store._engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT text FROM parts").scalars().all() == ["", "", ""]
+
+
+def test_no_request_waits_on_the_sweep(app, clock, client, chat, sms_api, monkeypatch):
+    # The sweep runs in a background thread (sweeper.py): a webhook never starts one.
+    client.post(WEBHOOK, data=part(PARTS, 1))
+    clock.now += timedelta(hours=1)
+    monkeypatch.setattr(app.extensions["sms_proxy"], "sweep", lambda: pytest.fail("swept"))
+    assert client.post(WEBHOOK, data={**part(PARTS, 1, ref="7"), "text": "x"}).status_code == 204
+    assert client.post(WEBHOOK, data=part(PARTS, 2, ref="8")).status_code == 204
     assert sms_api.sent == []

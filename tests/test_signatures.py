@@ -154,3 +154,28 @@ def test_the_sending_client_is_not_given_the_signature_secret(client, chat, sms_
     (call,) = sms_api.mock.calls
     assert "sig" not in send and "timestamp" not in send
     assert call.request.headers["Authorization"].startswith("Basic ")
+
+
+def reshaped(fields: dict) -> dict:
+    """A captured webhook re-split: message-timestamp and messageId folded into one field name.
+
+    Vonage's signing string escapes `&` and `=` in values only, so the string, and the
+    signature over it, stay the same while the fields the service reads change.
+    """
+    folded = f"message-timestamp={fields['message-timestamp']}&messageId"
+    kept = {k: v for k, v in fields.items() if k not in ("message-timestamp", "messageId")}
+    return {**kept, folded: fields["messageId"]}
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_signed_webhook_reshaped_by_its_field_names_is_refused(
+    client, chat, sms_api, method, fmt
+):
+    captured = signed(inbound(), method)
+    attack = reshaped(captured)
+    assert signing_string(attack) == signing_string(captured)  # the signature still fits
+    for _ in range(6):
+        answer = deliver(client, fmt, attack)
+        assert answer.status_code in (400, 401)
+        assert "field name" in answer.json["message"]
+    assert sms_api.sent == []
