@@ -197,3 +197,18 @@ def test_a_stalled_database_answers_503_within_its_timeout(tmp_path, standin, st
         assert requests.get(service.url, timeout=20).status_code == 200
         assert webhook(service.url, "0C00").status_code == 204
         assert [s["text"] for s in standin.sent[2:]] == ["text 0C00"]
+
+
+def test_a_long_text_whose_parts_stopped_coming_is_relayed_with_no_webhook_to_carry_it(
+    tmp_path, standin
+):
+    # The sweep runs in each worker's background thread, never inside a request.
+    env = {"CONCAT_TIMEOUT": "1"}
+    with run_service(tmp_path, standin, numbers=[NUMBER], env=env) as service:
+        start_chat(service.url)
+        concat = {"concat": "true", "concat-ref": "5", "concat-total": "2", "concat-part": "1"}
+        assert webhook(service.url, "0D01", **concat).status_code == 204
+        deadline = time.monotonic() + 20
+        while len(standin.sent) < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert [s["text"] for s in standin.sent[2:]] == ["text 0D01"]
