@@ -388,8 +388,9 @@ class MemoryChatStore:
         self._seq = itertools.count(1)
         self._chats: dict[str, Chat] = {}
         self._routes: dict[tuple[str, str], str] = {}
-        # Every chat of a (number, participant), oldest first: texts are routed by when they came.
-        self._history: dict[tuple[str, str], list[str]] = {}
+        # The ended chats of a (number, participant), oldest first: a text is routed by when it
+        # came, and may belong to one of them. (Active chats are in _routes.)
+        self._ended: dict[tuple[str, str], list[str]] = {}
         # Active chat ids, least recently active first: expiry reads from the front.
         self._by_activity: dict[str, None] = {}
         self._messages: dict[str, list[MessageRecord]] = {}
@@ -417,9 +418,8 @@ class MemoryChatStore:
                 seq=next(self._seq),
             )
             self._chats[chat.id] = chat
-            for user in (user_a, user_b):
-                self._routes[chat.number, user] = chat.id
-                self._history.setdefault((chat.number, user), []).append(chat.id)
+            self._routes[chat.number, user_a] = chat.id
+            self._routes[chat.number, user_b] = chat.id
             self._by_activity[chat.id] = None
             return chat
 
@@ -429,8 +429,6 @@ class MemoryChatStore:
             chat = self._chats.pop(chat_id, None)
             if chat is not None:
                 self._unroute(chat)
-                for user in (chat.user_a, chat.user_b):
-                    self._history[chat.number, user].remove(chat_id)
                 self._messages.pop(chat_id, None)
 
     def find_active(self, number: str, participant: str) -> Chat | None:
@@ -444,12 +442,16 @@ class MemoryChatStore:
         self, number: str, participant: str, start: datetime, end: datetime
     ) -> list[Chat]:
         """Return the chats of `participant` on `number` active at some moment in [start, end)."""
-        found = []
         with self._lock:
-            for chat_id in reversed(self._history.get((number, participant), ())):
+            active = self._chats.get(self._routes.get((number, participant), ""))
+            # One chat at a time on a number: each ended before the next began, so a chat
+            # active since before `start` is the only one.
+            if active is not None and active.created_at <= start:
+                return [active]
+            found = [active] if active is not None and active.overlaps(start, end) else []
+            for chat_id in reversed(self._ended.get((number, participant), ())):
                 chat = self._chats[chat_id]
-                # One chat at a time on a number: each ended before the next began.
-                if chat.ended_at is not None and chat.ended_at <= start:
+                if chat.ended_at <= start:
                     break
                 if chat.overlaps(start, end):
                     found.append(chat)
@@ -646,6 +648,8 @@ class MemoryChatStore:
             chat, status=ENDED, ended_at=at, ended_reason=reason
         )
         self._unroute(chat)
+        for participant in (chat.user_a, chat.user_b):
+            self._ended.setdefault((chat.number, participant), []).append(chat.id)
 
     def _unroute(self, chat: Chat) -> None:
         self._by_activity.pop(chat.id, None)

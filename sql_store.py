@@ -23,6 +23,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Select,
     String,
     Table,
     Text,
@@ -335,26 +336,16 @@ class SqlChatStore:
 
     def find_active(self, number: str, participant: str) -> Chat | None:
         """Return the active chat `participant` has on the virtual `number`, if any."""
-        query = (
-            select(chats)
-            .join(routes, routes.c.chat_id == chats.c.id)
-            .where(routes.c.number == number, routes.c.participant == participant)
-        )
         with self._read() as conn:
-            row = conn.execute(query).mappings().first()
+            row = conn.execute(_active_on(number, participant)).mappings().first()
         return None if row is None else _chat(row)
 
     def find_chats(
         self, number: str, participant: str, start: datetime, end: datetime
     ) -> list[Chat]:
         """Return the chats of `participant` on `number` active at some moment in [start, end)."""
-        active = (
-            select(chats)
-            .join(routes, routes.c.chat_id == chats.c.id)
-            .where(routes.c.number == number, routes.c.participant == participant)
-        )
         with self._read() as conn:
-            row = conn.execute(active).mappings().first()
+            row = conn.execute(_active_on(number, participant)).mappings().first()
             # Most texts come in a chat that began before them: the chats before it on this
             # number ended before it began, so it is the only one (one primary-key lookup).
             if row is not None and row["created_at"] <= start:
@@ -741,6 +732,15 @@ def _take_over_sqlite_transactions(engine: Engine, timeout: float) -> None:
             # Jittered, doubling up to 50 ms: writers that wait together do not wake together.
             time.sleep(min(left, pause * random.uniform(0.5, 1.5)))
             pause = min(pause * 2, 0.05)
+
+
+def _active_on(number: str, participant: str) -> Select:
+    """The active chat of `participant` on `number`: one lookup of the routes' primary key."""
+    return (
+        select(chats)
+        .join(routes, routes.c.chat_id == chats.c.id)
+        .where(routes.c.number == number, routes.c.participant == participant)
+    )
 
 
 def _chat(row) -> Chat:
