@@ -206,15 +206,15 @@ def check_part_fits(part: Part, waiting: Sequence[Part], waiting_of_sender: int)
     """Raise `InvalidRequest` if keeping `part` would exceed what a long text may be."""
     if part.key in {p.key for p in waiting}:
         return
-    whole = len(in_order([*waiting, part])) == part.total
+    joined = in_order([*waiting, part])
     # A part that completes its text frees the others rather than adding one that waits.
-    if waiting_of_sender >= MAX_WAITING_PARTS and not whole:
+    if waiting_of_sender >= MAX_WAITING_PARTS and len(joined) < part.total:
         raise InvalidRequest(
             "concat-part",
             f"is one part too many: this sender has {MAX_WAITING_PARTS} parts of long texts "
             "waiting already",
         )
-    if sum(len(p.text) for p in in_order([*waiting, part])) > MAX_JOINED_TEXT:
+    if sum(len(p.text) for p in joined) > MAX_JOINED_TEXT:
         raise InvalidRequest(
             "text",
             f"makes its long text longer than the {MAX_JOINED_TEXT} characters one text may be",

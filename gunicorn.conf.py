@@ -36,6 +36,8 @@ sql_workers = int(_setting("WEB_CONCURRENCY") or os.cpu_count() or 1)
 workers = sql_workers if _setting("DATABASE_URL") else 1
 
 
+# settings.py checks ACCESS_LOG (a wrong value stops start-up); these are its YES words, kept
+# here so that the master imports nothing of the app's before the workers patch for gevent.
 if _setting("ACCESS_LOG").lower() in ("1", "true", "yes", "on"):
     accesslog = "-"
 # The path without its query string (a GET webhook carries numbers and the text there), and

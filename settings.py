@@ -78,6 +78,7 @@ class Settings:
     message_retention: timedelta
     database_timeout: int
     database_pool_size: int
+    # Checked here, acted on by gunicorn.conf.py.
     access_log: bool
 
     @property
