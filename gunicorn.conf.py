@@ -13,12 +13,14 @@ import sys
 from dotenv import dotenv_values
 
 bind = "127.0.0.1:3000"
-# Each request is a greenlet: a relay mostly waits on Vonage's answer, and the worker serves
+# Each connection is a greenlet: a relay mostly waits on Vonage's answer, and the worker serves
 # others meanwhile. A client that sends its request slowly (or never finishes it) holds only
 # its greenlet: with gthread it held one of a few threads, and 32 such clients stopped every
 # webhook. psycopg 3 and requests wait cooperatively; SQLite's waits for its lock are in
 # Python (sql_store.py). Up to worker_connections clients at once, each with its own greenlet.
-worker_class = "gevent"
+# gunicorn_worker.Worker is gevent's, with a keep-alive deadline that spares a request waiting
+# to be read when the worker was held up (gunicorn_worker.py says how that reset a client).
+worker_class = "gunicorn_worker.Worker"
 worker_connections = 1000
 # Gunicorn 27's control socket sits at one path per user; two services would clash there.
 control_socket_disable = True

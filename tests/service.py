@@ -83,6 +83,10 @@ def run_service(
     try:
         wait_until_up(service)
         yield service
+    except BaseException:
+        # What the service said is the first thing one needs when a test of it fails.
+        print(f"The service's log:\n{log_file.read_text()}", file=sys.stderr)
+        raise
     finally:
         if process.poll() is None:
             process.terminate()

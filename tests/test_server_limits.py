@@ -6,11 +6,14 @@ The service runs as the README's run command starts it (gunicorn, gunicorn.conf.
 """
 
 import contextlib
+import os
+import signal
 import socket
 import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import requests
@@ -212,3 +215,34 @@ def test_a_long_text_whose_parts_stopped_coming_is_relayed_with_no_webhook_to_ca
         while len(standin.sent) < 3 and time.monotonic() < deadline:
             time.sleep(0.2)
         assert [s["text"] for s in standin.sent[2:]] == ["text 0D01"]
+
+
+def workers_of(service) -> list[int]:
+    """The process ids of the service's gunicorn workers (the master's children)."""
+    master = service.process.pid
+    children = Path(f"/proc/{master}/task/{master}/children").read_text()
+    return [int(pid) for pid in children.split()]
+
+
+def test_a_worker_that_stalls_a_moment_answers_the_requests_that_waited(service, standin):
+    # A worker's event loop can be held for a moment (a slow disk's fsync, a busy machine).
+    # A request that arrived meanwhile on a kept-alive connection is answered, never reset
+    # because the connection's idle deadline passed while the worker could not read it.
+    with admin_session() as session:
+        assert session.get(service.url, timeout=20).status_code == 200  # the connection stays
+        [worker] = workers_of(service)
+        os.kill(worker, signal.SIGSTOP)
+        try:
+            with ThreadPoolExecutor(1) as pool:
+                answer = pool.submit(
+                    session.post,
+                    f"{service.url}/webhooks/inbound-sms",
+                    data={"msisdn": ALICE, "to": NUMBER, "text": "I'm here", "messageId": "0E01"},
+                    timeout=20,
+                )
+                time.sleep(3)
+                os.kill(worker, signal.SIGCONT)
+                assert answer.result().status_code == 204
+        finally:
+            os.kill(worker, signal.SIGCONT)
+    assert [s["text"] for s in standin.sent[2:]] == ["I'm here"]

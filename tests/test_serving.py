@@ -27,8 +27,9 @@ def server_settings(database_url: str, **env: str) -> dict[str, str]:
 def test_the_memory_store_runs_one_worker_and_sql_stores_one_per_core(tmp_path):
     memory = server_settings("")
     sqlite = server_settings(f"sqlite:///{tmp_path / 'chats.db'}")
-    assert (memory["workers"], memory["worker_class"]) == ("1", "gevent")
-    assert (sqlite["workers"], sqlite["worker_class"]) == (str(os.cpu_count()), "gevent")
+    worker = "gunicorn_worker.Worker"
+    assert (memory["workers"], memory["worker_class"]) == ("1", worker)
+    assert (sqlite["workers"], sqlite["worker_class"]) == (str(os.cpu_count()), worker)
 
 
 def test_web_concurrency_sets_the_sql_stores_workers_but_not_the_memory_stores(tmp_path):
