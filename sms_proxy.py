@@ -1,19 +1,18 @@
 """The private-SMS proxy: chats between two people over a pool of numbers, and their texts."""
 
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
-from chat_store import (
-    BUSY,
-    DONE,
+from private_sms.chats import (
     ENDED_BY_API,
     EXPIRED,
     FAILED,
     SENT,
     SKIPPED,
     Chat,
-    ChatStore,
+    ChatQuery,
     MessageRecord,
     Part,
     Receipt,
@@ -21,7 +20,7 @@ from chat_store import (
     could_be_chat_id,
     in_order,
 )
-from errors import (
+from private_sms.errors import (
     ChatNotFound,
     InProgress,
     InvalidRequest,
@@ -29,9 +28,10 @@ from errors import (
     SmsProxyError,
     StoreUnavailable,
 )
-from phone_numbers import PhoneNumberError, mask, normalise
-from sms_sender import SmsSender
-from webhooks import DeliveryReceipt, InboundSms
+from private_sms.phone_numbers import PhoneNumberError, mask, normalise
+from private_sms.senders.base import SmsSender
+from private_sms.stores.base import BUSY, DONE, ChatStore
+from private_sms.wire.values import DeliveryReceipt, InboundSms
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,8 @@ INTRO_TEXT = "Reply to this SMS to talk to {partner}"
 END_TEXT = "This chat has ended. Texts to this number are no longer passed on."
 # Vonage delivers a webhook again for up to 24 hours: what was dealt with is remembered longer.
 MIN_CLAIM_RETENTION = timedelta(hours=25)
+# What a relay may take besides its send (the store's steps, a busy machine).
+CLAIM_MARGIN = timedelta(seconds=30)
 # How often a process forgets old claims and log entries (at its sweeps).
 PURGE_INTERVAL = timedelta(minutes=10)
 # message-timestamp is to the second, and two hosts' clocks differ a little: a text stamped
@@ -73,7 +75,7 @@ class SmsProxy:
         default_region: str | None = None,
         chat_ttl: timedelta | None = None,
         store_message_bodies: bool = False,
-        claim_lease: timedelta = timedelta(minutes=2),
+        claim_lease: timedelta | None = None,
         claim_retention: timedelta = MIN_CLAIM_RETENTION,
         concat_timeout: timedelta = timedelta(minutes=2),
         message_retention: timedelta | None = None,
@@ -85,8 +87,9 @@ class SmsProxy:
         self.default_region = default_region
         self.chat_ttl = chat_ttl
         self.store_message_bodies = store_message_bodies
-        # A request that claimed a webhook has this long to relay it before another may.
-        self.claim_lease = claim_lease
+        # A request that claimed a webhook has this long to relay it before another may:
+        # the longest a send can take, and a margin.
+        self.claim_lease = claim_lease or sender.longest_send + CLAIM_MARGIN
         self.claim_retention = max(claim_retention, MIN_CLAIM_RETENTION)
         self.concat_timeout = concat_timeout
         self.message_retention = message_retention
@@ -134,23 +137,15 @@ class SmsProxy:
             raise ChatNotFound
         return self._expire_if_idle(chat)
 
-    def list_chats(
-        self,
-        *,
-        status: str | None,
-        participant: str | None = None,
-        number: str | None = None,
-        limit: int = 50,
-        before: int | None = None,
-    ) -> list[Chat]:
+    def list_chats(self, query: ChatQuery) -> list[Chat]:
         """Return chats newest first; a participant or number is read as people type it."""
         self._expire_idle_chats()
         return self.store.list_chats(
-            status=status,
-            participant=participant and self._number("participant", participant),
-            number=number and self._number("number", number),
-            limit=limit,
-            before=before,
+            dataclasses.replace(
+                query,
+                participant=query.participant and self._number("participant", query.participant),
+                number=query.number and self._number("number", query.number),
+            )
         )
 
     def end_chat(self, chat_id: str, *, notify: bool = False) -> tuple[Chat, list[str]]:

@@ -30,7 +30,7 @@ from urllib.parse import urlencode
 import requests
 
 from bench import load
-from tests.service import free_port
+from bench.harness import free_port
 
 PROJECT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-admin-token-0123456789"
@@ -245,7 +245,7 @@ def sql_url(kind: str, work: Path, stack: ExitStack) -> str:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         return f"sqlite:///{path}"
-    from tests.support import postgres_schema
+    from bench.harness import postgres_schema
 
     return stack.enter_context(postgres_schema(postgres_url()))
 

@@ -18,7 +18,7 @@ from collections import Counter
 from pathlib import Path
 from urllib.parse import parse_qsl
 
-from tests.vonage_standin import make_certificates
+from bench.harness import make_certificates
 
 
 class StandIn:

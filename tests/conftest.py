@@ -3,19 +3,21 @@
 import pytest
 import responses
 
-import sms_sender
 from app import create_app
-from settings import ALIASES, DEFAULTS
+from bench.harness import postgres_schema
+from private_sms.senders import vonage
+from private_sms.settings import ALIASES, DEFAULTS
 from tests.support import (
     ADMIN_HEADERS,
     ADMIN_TOKEN,
     ALICE,
     BOB,
+    INBOUND_SMS,
     VIRTUAL,
     Clock,
     SmsApi,
-    postgres_schema,
     require_postgres,
+    vonage_request,
 )
 from tests.vonage_standin import VonageStandIn
 
@@ -33,7 +35,7 @@ def isolated_settings(monkeypatch, tmp_path):
 @pytest.fixture(autouse=True)
 def no_throttle_waits(monkeypatch):
     """Throttled sends are tried again at once: the tests count tries, not seconds."""
-    monkeypatch.setattr(sms_sender, "THROTTLE_BACKOFF", (0.0,) * len(sms_sender.THROTTLE_BACKOFF))
+    monkeypatch.setattr(vonage, "THROTTLE_BACKOFF", (0.0,) * len(vonage.THROTTLE_BACKOFF))
 
 
 @pytest.fixture
@@ -68,6 +70,26 @@ def client(app):
     client = app.test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = ADMIN_HEADERS["Authorization"]
     return client
+
+
+@pytest.fixture
+def deliver(client):
+    """Deliver a webhook to the service as Vonage does: `deliver(fmt, fields, path)`, where
+    `fmt` is one of FORMATS and `path` the inbound-SMS webhook unless given (`via`: another
+    app's test client)."""
+
+    def deliver(fmt: str, fields: dict, path: str = INBOUND_SMS, *, via=None):
+        method, where = vonage_request(fmt, fields)
+        given = {"query": "query_string", "form": "data", "json": "json"}[where]
+        return (via or client).open(path, method=method, **{given: fields})
+
+    return deliver
+
+
+@pytest.fixture
+def runner(app):
+    """A runner of the app's `flask` commands."""
+    return app.test_cli_runner()
 
 
 @pytest.fixture

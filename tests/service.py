@@ -3,7 +3,6 @@ SDK, and a TLS stand-in for Vonage's SMS API."""
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,19 +14,13 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support import ADMIN_HEADERS, ADMIN_TOKEN
+from bench.harness import free_port
+from tests.support import ADMIN_HEADERS, ADMIN_TOKEN, INBOUND_SMS, vonage_request
 from tests.vonage_standin import VonageStandIn
 
 PROJECT = Path(__file__).resolve().parent.parent
 # Ten virtual numbers, out of the range the tests' people are numbered in.
 POOL_OF_TEN = [f"4477009009{n:02d}" for n in range(10)]
-
-
-def free_port() -> int:
-    """Return a loopback port nobody listens on."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass
@@ -115,13 +108,20 @@ def admin_session() -> requests.Session:
     return session
 
 
+def start_chats(session: requests.Session, url: str, pairs: list[tuple[str, str]]) -> list[dict]:
+    """Start a chat for each pair of people through the chat API; return the chats."""
+    chats = []
+    for user_a, user_b in pairs:
+        body = {"userANumber": user_a, "userBNumber": user_b}
+        answer = session.post(f"{url}/chat", json=body, timeout=30)
+        assert answer.status_code == 201, answer.text
+        chats.append(answer.json())
+    return chats
+
+
 def webhook(session: requests.Session, url: str, fmt: str, fields: dict) -> int:
     """Deliver an inbound-SMS webhook in Vonage's format `fmt`; return the HTTP status."""
-    target = f"{url}/webhooks/inbound-sms"
-    if fmt == "GET":
-        answer = session.get(target, params=fields, timeout=30)
-    elif fmt == "POST":
-        answer = session.post(target, data=fields, timeout=30)
-    else:
-        answer = session.post(target, json=fields, timeout=30)
+    method, where = vonage_request(fmt, fields)
+    given = {"query": "params", "form": "data", "json": "json"}[where]
+    answer = session.request(method, f"{url}{INBOUND_SMS}", timeout=30, **{given: fields})
     return answer.status_code

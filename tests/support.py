@@ -2,19 +2,13 @@
 
 import json
 import os
-import uuid
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qsl
 
 import pytest
 import responses
-from sqlalchemy import NullPool, create_engine
-
-from sql_store import database_url
 
 DATA = Path(__file__).parent / "data"
 SMS_API = "https://rest.nexmo.com/sms/json"
@@ -61,13 +55,15 @@ INBOUND_SMS = "/webhooks/inbound-sms"
 FORMATS = ("GET", "POST", "POST-JSON")
 
 
-def deliver(client, fmt: str, fields: dict, path: str = INBOUND_SMS):
-    """Deliver a webhook to the test client as Vonage does in format `fmt`."""
-    if fmt == "GET":
-        return client.get(path, query_string=fields)
-    if fmt == "POST":
-        return client.post(path, data=fields)
-    return client.post(path, json=fields)
+RECEIPT = "/webhooks/delivery-receipt"
+# Whether a store-backed test runs on SQLite and PostgreSQL (the `store_url` fixture).
+SQL_STORES = pytest.mark.parametrize("store_url", ["sqlite", "postgresql"], indirect=True)
+
+
+def vonage_request(fmt: str, fields: dict) -> tuple[str, str]:
+    """Return how Vonage delivers `fields` in format `fmt`: the method, and where the fields go
+    ("query", "form" or "json")."""
+    return {"GET": ("GET", "query"), "POST": ("POST", "form"), "POST-JSON": ("POST", "json")}[fmt]
 
 
 def vonage_time(moment: datetime | None = None) -> str:
@@ -116,24 +112,3 @@ class SmsApi:
         if isinstance(answer, int):
             return answer, {}, json.dumps({"type": "error", "title": f"HTTP {answer}"})
         return 200, {"Content-Type": "application/json"}, json.dumps(canned(answer))
-
-
-@contextmanager
-def postgres_schema(base_url: str) -> Iterator[str]:
-    """A fresh, empty schema in the PostgreSQL database at `base_url`; yields a URL that uses it.
-
-    Every test that touches PostgreSQL gets its own, so tests neither see each other's chats
-    nor need a database of their own.
-    """
-    url = database_url(base_url)
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    engine = create_engine(url, poolclass=NullPool)
-    with engine.begin() as conn:
-        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    try:
-        scoped = url.update_query_dict({"options": f"-csearch_path={schema}"})
-        yield scoped.render_as_string(hide_password=False)
-    finally:
-        with engine.begin() as conn:
-            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-        engine.dispose()

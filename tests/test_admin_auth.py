@@ -5,7 +5,7 @@ import logging
 import pytest
 
 from app import create_app
-from settings import SettingsError
+from private_sms.settings import SettingsError
 from tests.support import ADMIN_TOKEN, ALICE, BOB
 
 ADMIN_ROUTES = [

@@ -8,11 +8,11 @@ import logging
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import create_engine
 
-from errors import StoreUnavailable
+from private_sms.errors import StoreUnavailable
+from private_sms.stores.sql import SqlChatStore
 from sms_proxy import END_TEXT
-from tests.support import ADMIN_TOKEN, ALICE, BOB, CAROL, DAVE, POOL, T0
+from tests.support import ADMIN_TOKEN, ALICE, BOB, CAROL, DAVE, POOL, SQL_STORES, T0
 
 WEBHOOK = "/webhooks/inbound-sms"
 
@@ -279,14 +279,13 @@ def test_a_chat_whose_intro_failed_is_not_listed(client, sms_api):
     assert client.get("/chats?status=all").json["chats"] == []
 
 
-@pytest.mark.parametrize("store_url", ["sqlite", "postgresql"], indirect=True)
+@SQL_STORES
 def test_a_store_that_cannot_answer_gets_a_503_so_vonage_tries_again(app, client, sms_api):
-    store = app.extensions["sms_proxy"].store
+    proxy = app.extensions["sms_proxy"]
     chat = start(client, ALICE, BOB)
-    # A database nobody listens on: every query fails to connect.
-    store._engine = store._write_engine = create_engine(
-        "postgresql+psycopg://nobody@127.0.0.1:1/none", connect_args={"connect_timeout": 2}
-    )
+    # Then the database goes: nobody listens where the store is, and every query fails.
+    proxy.store.close()
+    proxy.store = SqlChatStore("postgresql+psycopg://nobody@127.0.0.1:1/none", timeout=2)
     answer = text(client, ALICE, chat["virtualNumber"], "hello")
     assert answer.status_code == 503
     assert answer.json["error"] == "store_unavailable"

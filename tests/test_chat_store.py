@@ -7,25 +7,25 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import NullPool, create_engine
 
-from chat_store import (
+from private_sms.chats import (
     A_TO_B,
     B_TO_A,
-    BUSY,
-    CLAIMED,
-    DONE,
     ENDED_BY_API,
     FAILED,
     SENT,
     Chat,
-    MemoryChatStore,
+    ChatQuery,
     MessageRecord,
     Part,
     Receipt,
     in_order,
 )
-from errors import Conflict, StoreUnavailable
-from sql_store import SqlChatStore, database_url
-from tests.support import ALICE, BOB, CAROL, DAVE, POOL
+from private_sms.errors import Conflict, StoreUnavailable
+from private_sms.stores.base import BUSY, CLAIMED, DONE
+from private_sms.stores.memory import MemoryChatStore
+from private_sms.stores.sql import SqlChatStore, database_url
+from private_sms.web.shapes import message_json
+from tests.support import ALICE, BOB, CAROL, DAVE, POOL, SQL_STORES
 
 T0 = datetime(2026, 11, 22, 9, 0, 0, 123456, tzinfo=UTC)
 ONE, TWO, THREE = POOL
@@ -129,7 +129,7 @@ def test_a_deleted_chat_is_gone_entirely(store):
     assert store.get_chat(chat.id) is None
     assert store.find_active(ONE, ALICE) is None
     assert store.list_messages(chat.id) == []
-    assert store.list_chats(status=None) == []
+    assert store.list_chats(ChatQuery(status=None)) == []
 
 
 def test_chats_are_listed_newest_first_with_filters_and_pages(store):
@@ -140,16 +140,19 @@ def test_chats_are_listed_newest_first_with_filters_and_pages(store):
     store.end_chat(made[1].id, "api", T0)
     ids = lambda chats: [c.id for c in chats]  # noqa: E731
     newest_first = ids(reversed(made))
-    assert ids(store.list_chats(status=None)) == newest_first
-    assert ids(store.list_chats()) == [i for i in newest_first if i != made[1].id]
-    assert ids(store.list_chats(status="ended")) == [made[1].id]
-    assert ids(store.list_chats(status=None, participant=ALICE)) == [made[1].id, made[0].id]
-    assert ids(store.list_chats(participant=BOB)) == [made[3].id, made[2].id, made[0].id]
-    on_number = store.list_chats(status=None, number=made[0].number)
+    assert ids(store.list_chats(ChatQuery(status=None))) == newest_first
+    assert ids(store.list_chats(ChatQuery())) == [i for i in newest_first if i != made[1].id]
+    assert ids(store.list_chats(ChatQuery(status="ended"))) == [made[1].id]
+    assert ids(store.list_chats(ChatQuery(status=None, participant=ALICE))) == [
+        made[1].id,
+        made[0].id,
+    ]
+    assert ids(store.list_chats(ChatQuery(participant=BOB))) == [made[3].id, made[2].id, made[0].id]
+    on_number = store.list_chats(ChatQuery(status=None, number=made[0].number))
     assert made[0].id in ids(on_number)
     assert {c.number for c in on_number} == {made[0].number}
-    first_page = store.list_chats(status=None, limit=3)
-    second_page = store.list_chats(status=None, limit=3, before=first_page[-1].seq)
+    first_page = store.list_chats(ChatQuery(status=None, limit=3))
+    second_page = store.list_chats(ChatQuery(status=None, limit=3, before=first_page[-1].seq))
     assert ids(first_page) + ids(second_page) == newest_first
 
 
@@ -186,7 +189,7 @@ def test_the_message_log_counts_as_activity_and_pages_oldest_first(store):
     updated = store.get_chat(chat.id)
     assert (updated.message_count, updated.last_activity_at) == (3, T0 + timedelta(seconds=3))
     logged = store.list_messages(chat.id)
-    assert [m.to_dict() for m in logged] == [m.to_dict() for m in entries]
+    assert [message_json(m) for m in logged] == [message_json(m) for m in entries]
     first = store.list_messages(chat.id, limit=2)
     rest = store.list_messages(chat.id, limit=2, after=first[-1].seq)
     assert [m.at for m in first + rest] == [m.at for m in entries]
@@ -228,7 +231,7 @@ def test_a_chat_is_not_its_own_participant():
         chat.partner_of(CAROL)
 
 
-@pytest.mark.parametrize("store_url", ["sqlite", "postgresql"], indirect=True)
+@SQL_STORES
 def test_an_sql_store_keeps_everything_across_a_restart(store_url):
     first = open_store(store_url)
     chat = first.create_chat(POOL, ALICE, BOB, T0)

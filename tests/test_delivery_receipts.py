@@ -5,11 +5,8 @@ import time
 import pytest
 
 from app import create_app
-from signatures import sign
-from tests.support import ADMIN_HEADERS, ALICE, BOB, VIRTUAL
-
-RECEIPT = "/webhooks/delivery-receipt"
-FORMATS = ["GET", "POST", "POST-JSON"]
+from private_sms.wire.signatures import sign
+from tests.support import ADMIN_HEADERS, ALICE, BOB, FORMATS, RECEIPT, VIRTUAL
 
 
 @pytest.fixture
@@ -34,14 +31,6 @@ def receipt(message_id="0A0000000123ABCD2", status="delivered", **extra) -> dict
     }
 
 
-def deliver(client, fmt: str, fields: dict):
-    if fmt == "GET":
-        return client.get(RECEIPT, query_string=fields)
-    if fmt == "POST":
-        return client.post(RECEIPT, data=fields)
-    return client.post(RECEIPT, json=fields)
-
-
 @pytest.fixture
 def relayed(client, chat, sms_api) -> dict:
     """A long text Alice sent Bob, which Vonage sent as two SMS parts."""
@@ -56,8 +45,8 @@ def log_of(client, chat) -> list[dict]:
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_a_receipt_is_kept_with_its_text_in_each_format(client, relayed, fmt):
-    assert deliver(client, fmt, receipt()).status_code == 204
+def test_a_receipt_is_kept_with_its_text_in_each_format(deliver, client, relayed, fmt):
+    assert deliver(fmt, receipt(), RECEIPT).status_code == 204
     (entry,) = log_of(client, relayed)
     assert entry["vonageMessageIds"] == ["0A0000000123ABCD1", "0A0000000123ABCD2"]
     ((shown),) = entry["receipts"]
@@ -68,11 +57,13 @@ def test_a_receipt_is_kept_with_its_text_in_each_format(client, relayed, fmt):
     )
 
 
-def test_a_failed_part_keeps_its_err_code_and_a_late_buffered_does_not_undo_it(client, relayed):
-    deliver(client, "POST", receipt("0A0000000123ABCD1", "accepted", **{"err-code": "0"}))
-    deliver(client, "POST", receipt("0A0000000123ABCD1", "failed", **{"err-code": "6"}))
-    deliver(client, "POST", receipt("0A0000000123ABCD1", "buffered"))
-    deliver(client, "POST", receipt("0A0000000123ABCD2", "delivered"))
+def test_a_failed_part_keeps_its_err_code_and_a_late_buffered_does_not_undo_it(
+    deliver, client, relayed
+):
+    deliver("POST", receipt("0A0000000123ABCD1", "accepted", **{"err-code": "0"}), RECEIPT)
+    deliver("POST", receipt("0A0000000123ABCD1", "failed", **{"err-code": "6"}), RECEIPT)
+    deliver("POST", receipt("0A0000000123ABCD1", "buffered"), RECEIPT)
+    deliver("POST", receipt("0A0000000123ABCD2", "delivered"), RECEIPT)
     (entry,) = log_of(client, relayed)
     assert [(r["status"], r["errCode"]) for r in entry["receipts"]] == [
         ("failed", "6"),
@@ -80,9 +71,11 @@ def test_a_failed_part_keeps_its_err_code_and_a_late_buffered_does_not_undo_it(c
     ]
 
 
-def test_a_receipt_for_an_intro_or_a_stranger_is_answered_204_and_kept_nowhere(client, relayed):
+def test_a_receipt_for_an_intro_or_a_stranger_is_answered_204_and_kept_nowhere(
+    deliver, client, relayed
+):
     # The chat's intros went out as 0A0000000123ABCD1 too, but intros are not logged.
-    assert deliver(client, "POST", receipt("0AFFFFFFFFFFFFFF")).status_code == 204
+    assert deliver("POST", receipt("0AFFFFFFFFFFFFFF"), RECEIPT).status_code == 204
     (entry,) = log_of(client, relayed)
     assert entry["receipts"] == []
 
@@ -104,7 +97,7 @@ def test_a_receipt_without_its_fields_is_refused_with_a_400(client, relayed, cha
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_with_a_signature_secret_a_receipt_must_be_signed(config, sms_api, fmt):
+def test_with_a_signature_secret_a_receipt_must_be_signed(deliver, config, sms_api, fmt):
     secret = "receipt-secret-1234"
     app = create_app({**config, "VONAGE_SIGNATURE_SECRET": secret})
     client = app.test_client()
@@ -116,10 +109,12 @@ def test_with_a_signature_secret_a_receipt_must_be_signed(config, sms_api, fmt):
     assert client.post("/webhooks/inbound-sms", data=inbound).status_code == 204
 
     unsigned = receipt("0A0000000123ABCD1", timestamp=str(int(time.time())))
-    assert deliver(client, fmt, unsigned).status_code == 401
+    assert deliver(fmt, unsigned, RECEIPT, via=client).status_code == 401
     assert log_of(client, chat)[0]["receipts"] == []
     assert (
-        deliver(client, fmt, {**unsigned, "sig": sign(unsigned, secret, "md5hash")}).status_code
+        deliver(
+            fmt, {**unsigned, "sig": sign(unsigned, secret, "md5hash")}, RECEIPT, via=client
+        ).status_code
         == 204
     )
     assert log_of(client, chat)[0]["receipts"][0]["status"] == "delivered"

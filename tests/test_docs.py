@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from settings import ALIASES, DEFAULTS
+from private_sms.settings import ALIASES, DEFAULTS
 
 PROJECT = Path(__file__).resolve().parent.parent
 README = (PROJECT / "README.md").read_text()

@@ -8,19 +8,18 @@ active, on the same number, and must relay texts.
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
 import requests
 
 from tests.service import POOL_OF_TEN as POOL
 from tests.service import admin_session, run_service, webhook
-from tests.support import ADMIN_HEADERS
+from tests.support import ADMIN_HEADERS, SQL_STORES
 
 CLIENTS = 8
 PAIRS = 1500
 KILL_AFTER = 300
 
 
-@pytest.mark.parametrize("store_url", ["sqlite", "postgresql"], indirect=True)
+@SQL_STORES
 def test_chats_survive_a_kill_9_under_load_and_a_restart(tmp_path, standin, store_url):
     pairs = [(f"447700{910000 + 2 * n}", f"447700{910001 + 2 * n}") for n in range(PAIRS)]
     confirmed: list[dict] = []

@@ -16,14 +16,13 @@ import pytest
 import requests
 
 from tests.service import POOL_OF_TEN as POOL
-from tests.service import admin_session, run_service, webhook
-from tests.support import vonage_time
+from tests.service import admin_session, run_service, start_chats, webhook
+from tests.support import FORMATS, vonage_time
 
 VIRTUAL = "447700900000"
 CHATS = 100
 WEBHOOKS_PER_FORMAT = int(os.environ.get("E2E_WEBHOOKS_PER_FORMAT", "1000"))
 CONCURRENCY = 16
-FORMATS = ("GET", "POST", "POST-JSON")
 # The pool test: 1,000 chats over 10 numbers, 400 people, each of them in 5 chats.
 PEOPLE = 400
 POOL_CHATS = 1000
@@ -56,12 +55,8 @@ def in_parallel(function, jobs: list) -> list:
 def test_every_webhook_is_relayed_exactly_once_in_each_format(service, standin):
     url, log_file = service
     with admin_session() as session:
-        chats = []
-        for n in range(CHATS):
-            body = {"userANumber": person(2 * n), "userBNumber": person(2 * n + 1)}
-            answer = session.post(f"{url}/chat", json=body, timeout=30)
-            assert answer.status_code == 201, answer.text
-            chats.append((body["userANumber"], body["userBNumber"]))
+        chats = [(person(2 * n), person(2 * n + 1)) for n in range(CHATS)]
+        start_chats(session, url, chats)
 
     intros = Counter((s["from"], s["to"], s["text"]) for s in standin.sent)
     assert intros == Counter(

@@ -11,7 +11,7 @@ import pytest
 
 from app import create_app
 from sms_proxy import claim_key
-from tests.support import ADMIN_HEADERS, ALICE, BOB, VIRTUAL, deliver
+from tests.support import ADMIN_HEADERS, ALICE, BOB, FORMATS, SQL_STORES, VIRTUAL
 
 WEBHOOK = "/webhooks/inbound-sms"
 
@@ -30,21 +30,17 @@ def other_worker(config, store_url, sms_api):
 
 
 # The memory store is one process's own: only the SQL stores have other workers.
-SQL_STORES = pytest.mark.parametrize("store_url", ["sqlite", "postgresql"], indirect=True)
 
 
 def fields(text="On my way", message_id="0A0000000000000001", **extra) -> dict:
     return {"msisdn": ALICE, "to": VIRTUAL, "text": text, "messageId": message_id, **extra}
 
 
-@pytest.mark.parametrize("fmt", ["GET", "POST", "POST-JSON"])
-def test_a_webhook_delivered_again_relays_nothing_the_second_time(client, chat, sms_api, fmt):
-    deliver = {
-        "GET": lambda f: client.get(WEBHOOK, query_string=f),
-        "POST": lambda f: client.post(WEBHOOK, data=f),
-        "POST-JSON": lambda f: client.post(WEBHOOK, json=f),
-    }[fmt]
-    assert [deliver(fields()).status_code for _ in range(3)] == [204, 204, 204]
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_webhook_delivered_again_relays_nothing_the_second_time(
+    deliver, client, chat, sms_api, fmt
+):
+    assert [deliver(fmt, fields()).status_code for _ in range(3)] == [204, 204, 204]
     assert sms_api.texts() == [(VIRTUAL, BOB, "On my way", "text")]
     log = client.get(f"/chats/{chat['id']}/messages").json["messages"]
     assert [m["inboundMessageId"] for m in log] == ["0A0000000000000001"]
@@ -153,12 +149,12 @@ def test_what_was_relayed_is_remembered_for_longer_than_vonage_delivers_again(
     assert app.extensions["sms_proxy"].claim_retention >= timedelta(hours=25)
 
 
-def test_a_webhook_without_a_message_id_is_refused(client, chat, sms_api):
+def test_a_webhook_without_a_message_id_is_refused(deliver, client, chat, sms_api):
     # Vonage gives every text one; without it a copy could not be told from a new text.
-    for fmt in ("GET", "POST", "POST-JSON"):
-        answer = deliver(client, fmt, fields(message_id=""))
+    for fmt in FORMATS:
+        answer = deliver(fmt, fields(message_id=""))
         assert (answer.status_code, answer.json["field"]) == (400, "messageId")
-        answer = deliver(client, fmt, {k: v for k, v in fields().items() if k != "messageId"})
+        answer = deliver(fmt, {k: v for k, v in fields().items() if k != "messageId"})
         assert (answer.status_code, answer.json["field"]) == (400, "messageId")
     assert sms_api.sent == []
 

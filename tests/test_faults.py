@@ -17,13 +17,13 @@ import pytest
 import requests
 
 from tests.service import POOL_OF_TEN as POOL
-from tests.service import admin_session, run_service
+from tests.service import admin_session, run_service, start_chats
+from tests.support import FORMATS
 
 CHATS = 60
 TEXTS_PER_CHAT = 4
 LONG_TEXTS = 30
 CONCURRENCY = 16
-FORMATS = ("GET", "POST", "POST-JSON")
 MAX_DELIVERIES = 40
 
 
@@ -59,12 +59,8 @@ def test_every_text_arrives_exactly_once_while_vonage_fails_throttles_and_drops(
     ) as service:
         url = service.url
         with admin_session() as admin:
-            chats = []
-            for n in range(CHATS):
-                body = {"userANumber": person(2 * n), "userBNumber": person(2 * n + 1)}
-                answer = admin.post(f"{url}/chat", json=body, timeout=30)
-                assert answer.status_code == 201, answer.text
-                chats.append(answer.json())
+            pairs = [(person(2 * n), person(2 * n + 1)) for n in range(CHATS)]
+            chats = start_chats(admin, url, pairs)
         sent_before = len(standin.sent)
         standin.inject_faults(error=0.2, throttle=0.2, drop=0.1, seed=7)
 

@@ -3,22 +3,10 @@ import logging
 import pytest
 import requests
 
-from sms_sender import THROTTLE_BACKOFF
-from tests.support import ALICE, BOB, CAROL, VIRTUAL, canned, vonage_time
+from private_sms.senders.vonage import THROTTLE_BACKOFF
+from tests.support import ALICE, BOB, CAROL, FORMATS, VIRTUAL, canned, vonage_time
 
 WEBHOOK = "/webhooks/inbound-sms"
-
-
-def deliver(client, fmt: str, **fields):
-    """Send an inbound-SMS webhook the way Vonage does in format `fmt`."""
-    if fmt == "GET":
-        return client.get(WEBHOOK, query_string=fields)
-    if fmt == "POST":
-        return client.post(WEBHOOK, data=fields)
-    return client.post(WEBHOOK, json=fields)
-
-
-FORMATS = ["GET", "POST", "POST-JSON"]
 
 
 def inbound(**overrides) -> dict:
@@ -28,20 +16,22 @@ def inbound(**overrides) -> dict:
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_a_text_is_relayed_to_the_partner_from_the_virtual_number(client, sms_api, chat, fmt):
-    answer = deliver(client, fmt, **inbound(msisdn=ALICE, text="Where are you?"))
+def test_a_text_is_relayed_to_the_partner_from_the_virtual_number(
+    deliver, client, sms_api, chat, fmt
+):
+    answer = deliver(fmt, inbound(msisdn=ALICE, text="Where are you?"))
     assert answer.status_code == 204
     assert answer.data == b""
     assert sms_api.texts() == [(VIRTUAL, BOB, "Where are you?", "text")]
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_the_answer_goes_back_the_other_way(client, sms_api, chat, fmt):
-    assert deliver(client, fmt, **inbound(msisdn=BOB, text="Outside")).status_code == 204
+def test_the_answer_goes_back_the_other_way(deliver, client, sms_api, chat, fmt):
+    assert deliver(fmt, inbound(msisdn=BOB, text="Outside")).status_code == 204
     assert sms_api.texts() == [(VIRTUAL, ALICE, "Outside", "text")]
 
 
-def test_a_whole_conversation_reaches_each_side_in_order(client, sms_api):
+def test_a_whole_conversation_reaches_each_side_in_order(deliver, client, sms_api):
     created = client.post("/chat", query_string={"userANumber": ALICE, "userBNumber": BOB})
     assert created.status_code == 201
     conversation = [
@@ -53,7 +43,7 @@ def test_a_whole_conversation_reaches_each_side_in_order(client, sms_api):
     ]
     for n, (sender, text) in enumerate(conversation):
         fields = inbound(msisdn=sender, text=text, messageId=f"0A00000000000{n:04d}")
-        assert deliver(client, FORMATS[n % 3], **fields).status_code == 204
+        assert deliver(FORMATS[n % 3], fields).status_code == 204
     partner = {ALICE: BOB, BOB: ALICE}
     assert sms_api.texts()[2:] == [
         (VIRTUAL, partner[sender], text, "unicode" if "👋" in text else "text")
@@ -73,38 +63,38 @@ def test_a_whole_conversation_reaches_each_side_in_order(client, sms_api):
         "e\u0301 combining",
     ],
 )
-def test_unicode_is_relayed_unchanged_as_unicode(client, sms_api, chat, fmt, text):
-    deliver(client, fmt, **inbound(msisdn=ALICE, text=text, type="unicode"))
+def test_unicode_is_relayed_unchanged_as_unicode(deliver, client, sms_api, chat, fmt, text):
+    deliver(fmt, inbound(msisdn=ALICE, text=text, type="unicode"))
     assert sms_api.texts() == [(VIRTUAL, BOB, text, "unicode")]
 
 
-def test_gsm_extension_characters_stay_plain_text(client, sms_api, chat):
-    deliver(client, "POST", **inbound(msisdn=ALICE, text="Fare: 12€ {tip} [ok] ~ ^ |"))
+def test_gsm_extension_characters_stay_plain_text(deliver, client, sms_api, chat):
+    deliver("POST", inbound(msisdn=ALICE, text="Fare: 12€ {tip} [ok] ~ ^ |"))
     assert sms_api.texts() == [(VIRTUAL, BOB, "Fare: 12€ {tip} [ok] ~ ^ |", "text")]
 
 
-def test_whitespace_and_newlines_are_kept(client, sms_api, chat):
-    deliver(client, "POST-JSON", **inbound(msisdn=ALICE, text="  two\nlines  "))
+def test_whitespace_and_newlines_are_kept(deliver, client, sms_api, chat):
+    deliver("POST-JSON", inbound(msisdn=ALICE, text="  two\nlines  "))
     assert sms_api.texts() == [(VIRTUAL, BOB, "  two\nlines  ", "text")]
 
 
-def test_the_sender_may_arrive_with_a_plus(client, sms_api, chat):
-    deliver(client, "POST-JSON", **inbound(msisdn="+" + ALICE, to="+" + VIRTUAL, text="hi"))
+def test_the_sender_may_arrive_with_a_plus(deliver, client, sms_api, chat):
+    deliver("POST-JSON", inbound(msisdn="+" + ALICE, to="+" + VIRTUAL, text="hi"))
     assert sms_api.texts() == [(VIRTUAL, BOB, "hi", "text")]
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_a_sender_in_no_chat_gets_204_and_a_log_line(client, sms_api, chat, fmt, caplog):
+def test_a_sender_in_no_chat_gets_204_and_a_log_line(deliver, client, sms_api, chat, fmt, caplog):
     with caplog.at_level(logging.INFO):
-        answer = deliver(client, fmt, **inbound(msisdn=CAROL, text="Anyone?"))
+        answer = deliver(fmt, inbound(msisdn=CAROL, text="Anyone?"))
     assert answer.status_code == 204
     assert sms_api.sent == []
     assert "No chat for ********0003 on ********0000" in caplog.text
     assert CAROL not in caplog.text
 
 
-def test_a_text_to_another_number_is_not_routed(client, sms_api, chat):
-    answer = deliver(client, "POST", **inbound(msisdn=ALICE, to="447700900999", text="hi"))
+def test_a_text_to_another_number_is_not_routed(deliver, client, sms_api, chat):
+    answer = deliver("POST", inbound(msisdn=ALICE, to="447700900999", text="hi"))
     assert answer.status_code == 204
     assert sms_api.sent == []
 
@@ -113,30 +103,32 @@ def test_a_text_to_another_number_is_not_routed(client, sms_api, chat):
 @pytest.mark.parametrize(
     ("missing", "message"), [("msisdn", "msisdn is missing."), ("to", "to is missing.")]
 )
-def test_a_webhook_without_msisdn_or_to_gets_400(client, sms_api, chat, fmt, missing, message):
+def test_a_webhook_without_msisdn_or_to_gets_400(
+    deliver, client, sms_api, chat, fmt, missing, message
+):
     fields = inbound(msisdn=ALICE)
     del fields[missing]
-    answer = deliver(client, fmt, **fields)
+    answer = deliver(fmt, fields)
     assert answer.status_code == 400
     assert answer.json == {"error": "invalid_request", "message": message, "field": missing}
     assert sms_api.sent == []
 
 
-def test_a_webhook_with_a_non_string_field_gets_400(client, sms_api, chat):
-    answer = deliver(client, "POST-JSON", **inbound(msisdn=ALICE, text={"nested": "object"}))
+def test_a_webhook_with_a_non_string_field_gets_400(deliver, client, sms_api, chat):
+    answer = deliver("POST-JSON", inbound(msisdn=ALICE, text={"nested": "object"}))
     assert answer.status_code == 400
     assert answer.json["field"] == "text"
 
 
-def test_an_empty_text_is_not_sent(client, sms_api, chat):
-    assert deliver(client, "GET", **inbound(msisdn=ALICE, text="")).status_code == 204
+def test_an_empty_text_is_not_sent(deliver, client, sms_api, chat):
+    assert deliver("GET", inbound(msisdn=ALICE, text="")).status_code == 204
     assert sms_api.sent == []
 
 
-def test_a_binary_message_is_not_sent_as_text(client, sms_api, chat, caplog):
+def test_a_binary_message_is_not_sent_as_text(deliver, client, sms_api, chat, caplog):
     fields = inbound(msisdn=ALICE, type="binary", data="0011223344", udh="050003CC0201")
     del fields["text"]
-    assert deliver(client, "POST", **fields).status_code == 204
+    assert deliver("POST", fields).status_code == 204
     assert sms_api.sent == []
     assert "is binary: only text is relayed" in caplog.text
 
@@ -155,17 +147,17 @@ def test_a_binary_message_is_not_sent_as_text(client, sms_api, chat, caplog):
     ],
 )
 def test_a_failure_that_may_pass_answers_503_and_the_redelivery_relays_once(
-    client, sms_api, chat, fmt, failure
+    deliver, client, sms_api, chat, fmt, failure
 ):
     # A throttled send is tried a few times in-process before the webhook gets its 503.
     tries = len(THROTTLE_BACKOFF) + 1 if failure in ("send-throttled", 429) else 1
     sms_api.then(*[failure] * tries)
     fields = inbound(msisdn=ALICE, text="Running late")
-    first = deliver(client, fmt, **fields)
+    first = deliver(fmt, fields)
     assert first.status_code == 503
     assert first.json["error"] == "send_failed"
     # Vonage delivers the webhook again later; this time the SMS API takes the text.
-    assert deliver(client, fmt, **fields).status_code == 204
+    assert deliver(fmt, fields).status_code == 204
     assert sms_api.texts()[-1] == (VIRTUAL, BOB, "Running late", "text")
     assert len(sms_api.sent) == tries + 1
 
@@ -181,10 +173,10 @@ def test_a_failure_that_may_pass_answers_503_and_the_redelivery_relays_once(
     ],
 )
 def test_a_failure_for_good_answers_204_and_logs_an_error(
-    client, sms_api, chat, fmt, failure, reason, caplog
+    deliver, client, sms_api, chat, fmt, failure, reason, caplog
 ):
     sms_api.then(failure)
-    answer = deliver(client, fmt, **inbound(msisdn=ALICE, text="Running late"))
+    answer = deliver(fmt, inbound(msisdn=ALICE, text="Running late"))
     assert answer.status_code == 204
     (error,) = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert "cannot be relayed" in error.getMessage()

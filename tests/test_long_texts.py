@@ -8,10 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from app import create_app
-from tests.support import ALICE, BOB, VIRTUAL
+from tests.support import ALICE, BOB, SQL_STORES, VIRTUAL
 
 WEBHOOK = "/webhooks/inbound-sms"
-SQL_STORES = pytest.mark.parametrize("store_url", ["sqlite", "postgresql"], indirect=True)
 # 3,200 characters (Vonage's most) of emoji and non-Latin scripts: 48 parts of up to 67.
 LONG_UNICODE = ("Привет 👋 你好 مرحبا 🚕 " * 200)[:3200]
 
@@ -45,16 +44,11 @@ LONG = "I'm outside the station, by the taxi rank. " * 8  # 352 characters: 3 pa
 PARTS = split(LONG, 153)
 
 
-def test_parts_out_of_order_and_repeated_are_relayed_once_as_one_text(client, chat, sms_api):
+def test_parts_out_of_order_and_repeated_are_relayed_once_as_one_text(
+    deliver, client, chat, sms_api
+):
     for n, fmt in [(3, "GET"), (1, "POST"), (3, "POST-JSON"), (1, "GET")]:
-        deliver = {"GET": client.get, "POST": client.post, "POST-JSON": client.post}[fmt]
-        if fmt == "GET":
-            answer = deliver(WEBHOOK, query_string=part(PARTS, n))
-        elif fmt == "POST":
-            answer = deliver(WEBHOOK, data=part(PARTS, n))
-        else:
-            answer = deliver(WEBHOOK, json=part(PARTS, n))
-        assert answer.status_code == 204
+        assert deliver(fmt, part(PARTS, n)).status_code == 204
     assert sms_api.sent == []  # part 2 has not come
     assert client.post(WEBHOOK, data=part(PARTS, 2)).status_code == 204
     assert sms_api.texts() == [(VIRTUAL, BOB, LONG, "text")]

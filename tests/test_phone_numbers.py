@@ -1,6 +1,6 @@
 import pytest
 
-from phone_numbers import PhoneNumberError, mask, normalise, redact_numbers
+from private_sms.phone_numbers import PhoneNumberError, mask, normalise, redact_numbers
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import logging
 
 import pytest
 
-from tests.support import ALICE, BOB, CAROL, DAVE, FORMATS, VIRTUAL, deliver, vonage_time
+from tests.support import ALICE, BOB, CAROL, DAVE, FORMATS, VIRTUAL, vonage_time
 
 WEBHOOK = "/webhooks/inbound-sms"
 
@@ -48,21 +48,21 @@ def logged(client, chat_id: str) -> list[str]:
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_a_redelivery_after_the_number_went_to_a_new_chat_reaches_the_old_partner(
-    clock, client, sms_api, fmt
+    deliver, clock, client, sms_api, fmt
 ):
     with_bob = start(client, ALICE, BOB)
     clock.advance(60)
     sent_at = vonage_time(clock.now)
     sms_api.then(503)  # the SMS API fails: Vonage will deliver the webhook again
     code = text("B: the code is 4411", "0A01", **{"message-timestamp": sent_at})
-    assert deliver(client, fmt, code).status_code == 503
+    assert deliver(fmt, code).status_code == 503
     sms_api.mock.calls.reset()  # the failed try
     clock.advance(60)
     end(client, with_bob)
     clock.advance(60)
     with_carol = start(client, ALICE, CAROL)
     clock.advance(3600)  # Vonage's back-off
-    assert deliver(client, fmt, code).status_code == 204
+    assert deliver(fmt, code).status_code == 204
     assert relayed(sms_api) == [(BOB, "B: the code is 4411")]
     assert logged(client, with_bob) == ["0A01"]
     assert logged(client, with_carol) == []

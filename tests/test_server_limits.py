@@ -19,9 +19,9 @@ import pytest
 import requests
 from sqlalchemy import NullPool, create_engine, text
 
-from sql_store import database_url
+from private_sms.stores.sql import database_url
 from tests.service import POOL_OF_TEN, admin_session, run_service
-from tests.support import ALICE, BOB
+from tests.support import ALICE, BOB, SQL_STORES
 
 NUMBER = POOL_OF_TEN[0]
 
@@ -170,7 +170,7 @@ def hold_the_database(url: str, statement: str, held: threading.Event, done: thr
     engine.dispose()
 
 
-@pytest.mark.parametrize("store_url", ["sqlite", "postgresql"], indirect=True)
+@SQL_STORES
 def test_a_stalled_database_answers_503_within_its_timeout(tmp_path, standin, store_url):
     env = {"DATABASE_TIMEOUT": "1"}
     with run_service(

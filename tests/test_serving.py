@@ -5,9 +5,11 @@ import re
 import subprocess
 import sys
 
+import pytest
 import requests
 
-from tests.service import PROJECT, Service, free_port, wait_until_up
+from bench.harness import free_port
+from tests.service import PROJECT, Service, wait_until_up
 
 
 def gunicorn(*args: str, database_url: str, **env: str) -> subprocess.CompletedProcess:
@@ -27,7 +29,7 @@ def server_settings(database_url: str, **env: str) -> dict[str, str]:
 def test_the_memory_store_runs_one_worker_and_sql_stores_one_per_core(tmp_path):
     memory = server_settings("")
     sqlite = server_settings(f"sqlite:///{tmp_path / 'chats.db'}")
-    worker = "gunicorn_worker.Worker"
+    worker = "private_sms.web.gunicorn_worker.Worker"
     assert (memory["workers"], memory["worker_class"]) == ("1", worker)
     assert (sqlite["workers"], sqlite["worker_class"]) == (str(os.cpu_count()), worker)
 
@@ -73,3 +75,18 @@ def test_workers_share_the_token_made_up_when_none_is_set(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("database_url", "env", "sentence"),
+    [
+        ("", {"VONAGE_TIMEOUT": "soon"}, "VONAGE_TIMEOUT ('soon') must be a whole number of"),
+        ("", {"VONAGE_API_KEY": "abcd1234"}, "VONAGE_API_SECRET is missing"),
+        ("postgresql+psycopg://nobody@127.0.0.1:1/none", {}, "DATABASE_URL (postgresql"),
+    ],
+)
+def test_a_wrong_setting_stops_the_run_command_with_its_sentence_once(database_url, env, sentence):
+    result = gunicorn("--bind", f"127.0.0.1:{free_port()}", database_url=database_url, **env)
+    assert result.returncode != 0
+    assert result.stderr.count(sentence) == 1, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from app import create_app
-from settings import DRY_RUN_NUMBER, SettingsError, load_settings
+from private_sms.settings import DRY_RUN_NUMBER, SettingsError, load_settings
 from tests.support import ADMIN_HEADERS, ADMIN_TOKEN
 
 
@@ -143,14 +143,27 @@ def test_a_database_that_cannot_be_reached_stops_start_up_naming_it_without_its_
     assert "s3cret" not in str(raised.value)
 
 
-def test_flask_init_db_creates_the_schema_of_an_sql_store(tmp_path):
-    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'chats.db'}"})
-    result = app.test_cli_runner().invoke(args=["init-db"])
-    assert (result.exit_code, result.output) == (0, "The sqlite schema is ready.\n")
-    app.extensions["sms_proxy"].store.close()
+WHOLE_NUMBER_SETTINGS = [
+    "VONAGE_TIMEOUT",
+    "VONAGE_CONNECTIONS",
+    "CHAT_TTL",
+    "SIGNATURE_MAX_AGE",
+    "CONCAT_TIMEOUT",
+    "MESSAGE_RETENTION",
+    "DATABASE_TIMEOUT",
+    "DATABASE_POOL_SIZE",
+]
 
 
-def test_flask_init_db_says_the_memory_store_needs_no_schema():
-    result = create_app().test_cli_runner().invoke(args=["init-db"])
-    assert result.exit_code == 1
-    assert "the memory store needs no schema" in result.output
+@pytest.mark.parametrize("name", WHOLE_NUMBER_SETTINGS)
+@pytest.mark.parametrize("raw", ["٣", "²", "3.0", "-3", "9" * 5000])
+def test_a_whole_number_setting_takes_ascii_digits_only_and_says_so(name, raw):
+    # int() reads "٣" as 3 and fails on "²" with its own error: neither is a setting's answer.
+    with pytest.raises(SettingsError, match=rf"^{name} \(.*\) must be a whole number"):
+        load_settings([{name: raw}])
+
+
+@pytest.mark.parametrize("name", ["STORE_MESSAGE_BODIES", "ACCESS_LOG"])
+def test_a_true_or_false_setting_says_which_words_it_takes(name):
+    with pytest.raises(SettingsError, match=rf"^{name} \('maybe'\) must be true or false\.$"):
+        load_settings([{name: "maybe"}])

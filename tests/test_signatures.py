@@ -6,12 +6,11 @@ import time
 import pytest
 from vonage import Auth
 
-from signatures import sign, signing_string
-from tests.support import ALICE, BOB, VIRTUAL, vonage_time
+from private_sms.wire.signatures import sign, signing_string
+from tests.support import ALICE, BOB, FORMATS, VIRTUAL, vonage_time
 
 SECRET = "s3cr3t-signature-secret"
 METHODS = ["md5hash", "md5", "sha1", "sha256", "sha512"]
-FORMATS = ["GET", "POST", "POST-JSON"]
 
 
 @pytest.fixture(params=METHODS)
@@ -43,14 +42,6 @@ def signed(fields: dict, method: str, secret: str = SECRET) -> dict:
     return {**fields, "sig": sign(fields, secret, method)}
 
 
-def deliver(client, fmt: str, fields: dict):
-    if fmt == "GET":
-        return client.get("/webhooks/inbound-sms", query_string=fields)
-    if fmt == "POST":
-        return client.post("/webhooks/inbound-sms", data=fields)
-    return client.post("/webhooks/inbound-sms", json=fields)
-
-
 def test_the_md5hash_method_hashes_the_sorted_fields_with_the_secret_appended():
     fields = {"to": "447700900000", "text": "a&b=c", "timestamp": "1700000000", "sig": "x"}
     assert signing_string(fields) == b"&text=a_b_c&timestamp=1700000000&to=447700900000"
@@ -66,16 +57,16 @@ def test_the_hmac_methods_agree_with_the_sdks_signer(hmac_method):
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_a_signed_webhook_is_relayed_in_each_format(client, chat, sms_api, method, fmt):
+def test_a_signed_webhook_is_relayed_in_each_format(deliver, client, chat, sms_api, method, fmt):
     fields = inbound()
-    assert deliver(client, fmt, signed(fields, method)).status_code == 204
+    assert deliver(fmt, signed(fields, method)).status_code == 204
     assert sms_api.texts() == [(VIRTUAL, BOB, fields["text"], "text")]
 
 
-def test_vonage_may_send_the_signature_in_upper_case(client, chat, sms_api, method):
+def test_vonage_may_send_the_signature_in_upper_case(deliver, client, chat, sms_api, method):
     fields = signed(inbound(), method)
     fields["sig"] = fields["sig"].upper()
-    assert deliver(client, "POST", fields).status_code == 204
+    assert deliver("POST", fields).status_code == 204
     assert len(sms_api.sent) == 1
 
 
@@ -110,17 +101,17 @@ TAMPERING = [tamper_text, tamper_recipient, add_a_field, drop_the_signature, emp
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("tamper", [*TAMPERING, other_secret], ids=lambda f: f.__name__)
 def test_a_missing_wrong_or_tampered_signature_is_refused_and_nothing_is_relayed(
-    client, chat, sms_api, method, fmt, tamper
+    deliver, client, chat, sms_api, method, fmt, tamper
 ):
-    answer = deliver(client, fmt, tamper(signed(inbound(), method)))
+    answer = deliver(fmt, tamper(signed(inbound(), method)))
     assert answer.status_code == 401
     assert answer.json["error"] == "unauthorized"
     assert sms_api.sent == []
 
 
-def test_a_signature_made_with_another_method_is_refused(client, chat, sms_api, method):
+def test_a_signature_made_with_another_method_is_refused(deliver, client, chat, sms_api, method):
     other = "sha256" if method != "sha256" else "md5hash"
-    assert deliver(client, "POST", signed(inbound(), other)).status_code == 401
+    assert deliver("POST", signed(inbound(), other)).status_code == 401
     assert sms_api.sent == []
 
 
@@ -133,23 +124,27 @@ def test_a_signature_made_with_another_method_is_refused(client, chat, sms_api, 
         (-600, False),
     ],
 )
-def test_a_timestamp_outside_the_window_is_refused(client, chat, sms_api, method, age, accepted):
+def test_a_timestamp_outside_the_window_is_refused(
+    deliver, client, chat, sms_api, method, age, accepted
+):
     fields = signed(inbound(timestamp=str(int(time.time()) - age)), method)
-    assert deliver(client, "POST", fields).status_code == (204 if accepted else 401)
+    assert deliver("POST", fields).status_code == (204 if accepted else 401)
     assert len(sms_api.sent) == (1 if accepted else 0)
 
 
 @pytest.mark.parametrize("timestamp", ["", "yesterday", "1e9", "99999999999999999999", "-5"])
 def test_a_signed_webhook_without_a_unix_timestamp_is_refused(
-    client, chat, sms_api, method, timestamp
+    deliver, client, chat, sms_api, method, timestamp
 ):
     fields = signed(inbound(timestamp=timestamp), method)
-    assert deliver(client, "POST", fields).status_code == 401
+    assert deliver("POST", fields).status_code == 401
     assert sms_api.sent == []
 
 
-def test_the_sending_client_is_not_given_the_signature_secret(client, chat, sms_api, method):
-    deliver(client, "POST", signed(inbound(), method))
+def test_the_sending_client_is_not_given_the_signature_secret(
+    deliver, client, chat, sms_api, method
+):
+    deliver("POST", signed(inbound(), method))
     (send,) = sms_api.sent
     (call,) = sms_api.mock.calls
     assert "sig" not in send and "timestamp" not in send
@@ -169,13 +164,13 @@ def reshaped(fields: dict) -> dict:
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_a_signed_webhook_reshaped_by_its_field_names_is_refused(
-    client, chat, sms_api, method, fmt
+    deliver, client, chat, sms_api, method, fmt
 ):
     captured = signed(inbound(), method)
     attack = reshaped(captured)
     assert signing_string(attack) == signing_string(captured)  # the signature still fits
     for _ in range(6):
-        answer = deliver(client, fmt, attack)
+        answer = deliver(fmt, attack)
         assert answer.status_code in (400, 401)
         assert "field name" in answer.json["message"]
     assert sms_api.sent == []

@@ -3,18 +3,20 @@ import logging
 
 import pytest
 import requests
+from vonage_sms import Sms, SmsMessage
 
-from errors import SendFailed
-from settings import SettingsError, load_settings
-from sms_sender import (
-    GSM7_CHARACTERS,
+from private_sms.errors import SendFailed
+from private_sms.senders.base import GSM7_CHARACTERS, sms_type
+from private_sms.senders.dry_run import DryRunSender
+from private_sms.senders.vonage import (
     THROTTLE_BACKOFF,
-    DryRunSender,
+    SdkChanged,
+    SmsApiClient,
     Throttled,
     VonageSender,
-    sms_type,
 )
-from tests.support import BOB, VIRTUAL, canned
+from private_sms.settings import SettingsError, load_settings
+from tests.support import BOB, SMS_API, VIRTUAL, canned
 from tests.vonage_standin import VonageStandIn
 
 
@@ -166,7 +168,7 @@ def test_the_sdk_is_not_asked_to_sign_sends(sender, sms_api):
 
 
 def test_dry_run_logs_the_text_with_masked_numbers(caplog):
-    with caplog.at_level(logging.INFO, logger="sms_sender"):
+    with caplog.at_level(logging.INFO, logger="private_sms.senders.dry_run"):
         (message_id,) = DryRunSender().send(VIRTUAL, BOB, "See you at 5 👋")
     assert message_id.startswith("dry-run-")
     (line,) = [r.getMessage() for r in caplog.records]
@@ -179,9 +181,10 @@ def test_the_environment_is_read_once_at_start_up_not_at_every_send(monkeypatch,
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/vonage-ca.pem")
     monkeypatch.setenv("NO_PROXY", "*")
     sender = VonageSender("abcd1234", "abcdef0123456789", connections=24)
-    session = sender._sms._http_client._session
+    session = sender.client.session
     assert (session.trust_env, session.verify) == (False, "/etc/ssl/vonage-ca.pem")
-    assert session.get_adapter("https://rest.nexmo.com")._pool_maxsize == 24
+    adapter = session.get_adapter("https://rest.nexmo.com")
+    assert adapter.poolmanager.connection_pool_kw["maxsize"] == 24
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/elsewhere.pem")
     sender.send(VIRTUAL, BOB, "Hello")
     assert sms_api.mock.calls[0].request.req_kwargs["verify"] == "/etc/ssl/vonage-ca.pem"
@@ -191,3 +194,59 @@ def test_the_environment_is_read_once_at_start_up_not_at_every_send(monkeypatch,
 def test_vonage_connections_must_be_a_sensible_whole_number(raw):
     with pytest.raises(SettingsError, match=r"VONAGE_CONNECTIONS \("):
         load_settings([{"VONAGE_CONNECTIONS": raw}])
+
+
+class RecordingClient(SmsApiClient):
+    """The sender's client, which records how the SDK calls it and answers as Vonage does."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "abcd1234", "abcdef0123456789", rest_host="rest.nexmo.com", timeout=1, connections=1
+        )
+        self.calls = []
+
+    def post(self, *args):
+        self.calls.append(args)
+        return canned("send-ok")
+
+
+def test_the_sdks_sms_posts_through_the_client_it_is_given_in_the_one_way_it_answers():
+    # What the sender relies on of SDK 4.9.1: an upgrade that changes it fails here first.
+    client = RecordingClient()
+    message = SmsMessage(from_=VIRTUAL, to=BOB, text="Hello", type="text")
+    assert [m.message_id for m in Sms(client).send(message).messages] == ["0A0000000123ABCD1"]
+    ((host, path, params, auth_type, data_type),) = client.calls
+    assert (host, path, auth_type, data_type) == ("rest.nexmo.com", "/sms/json", "basic", "form")
+    sent = {name: value for name, value in params.items() if value is not None}
+    assert sent == {"from": VIRTUAL, "to": BOB, "text": "Hello", "type": "text"}
+
+
+def test_a_call_the_client_was_not_written_for_fails_loudly(sms_api):
+    client = SmsApiClient(
+        "abcd1234", "abcdef0123456789", rest_host="rest.nexmo.com", timeout=1, connections=1
+    )
+    with pytest.raises(SdkChanged, match="texts only"):
+        client.post("api.nexmo.com", "/conversions/sms", {}, "basic", "form")
+    with pytest.raises(SdkChanged):
+        client.post("rest.nexmo.com", "/sms/json", {}, "signature", "form")
+    assert len(sms_api.mock.calls) == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "transient", "message"),
+    [
+        ("not json", True, "something other than its JSON"),
+        ('{"message-count": "1"}', True, "something other than its JSON"),
+        (
+            '{"message-count": "2", "messages": [{"status": "1", "error-text": "Throttled"},'
+            ' {"status": "1", "error-text": "Throttled"}]}',
+            True,
+            "status 1",
+        ),
+    ],
+)
+def test_each_answer_is_read_status_by_status(sender, sms_api, body, transient, message):
+    sms_api.mock.replace("POST", SMS_API, body=body, status=200)
+    with pytest.raises(SendFailed, match=message) as failed:
+        sender.send(VIRTUAL, BOB, "Hello")
+    assert failed.value.transient is transient

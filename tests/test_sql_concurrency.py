@@ -9,12 +9,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from errors import Conflict
-from sql_store import SqlChatStore
-from tests.support import ALICE, BOB, POOL
+from private_sms.chats import ChatQuery
+from private_sms.errors import Conflict
+from private_sms.stores.sql import SqlChatStore
+from tests.support import ALICE, BOB, POOL, SQL_STORES
 
 PROCESSES = 8
-pytestmark = pytest.mark.parametrize("store_url", ["sqlite", "postgresql"], indirect=True)
+pytestmark = SQL_STORES
 
 
 def create_in_a_process(url: str, user_a: str, user_b: str, barrier, results) -> None:
@@ -67,7 +68,7 @@ def test_processes_racing_for_one_person_never_put_them_twice_on_a_number(store,
     conflicts = [message for kind, message, _ in outcomes if kind == "conflict"]
     assert len(conflicts) == PROCESSES - len(POOL)
     assert all("No virtual number is free" in message for message in conflicts)
-    active = store.list_chats(participant=ALICE, limit=100)
+    active = store.list_chats(ChatQuery(participant=ALICE, limit=100))
     assert sorted(chat.number for chat in active) == sorted(POOL)
 
 
@@ -78,4 +79,4 @@ def test_processes_racing_to_start_the_same_chat_start_it_once(store, store_url)
     conflicts = [message for kind, message, _ in outcomes if kind == "conflict"]
     assert len(conflicts) == PROCESSES - 1
     assert all(f"already have an active chat, {winner[1]}" in message for message in conflicts)
-    assert [chat.id for chat in store.list_chats(status=None, limit=100)] == [winner[1]]
+    assert [chat.id for chat in store.list_chats(ChatQuery(status=None, limit=100))] == [winner[1]]

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from errors import Unauthorized
+from private_sms.errors import Unauthorized
 
 # How far ahead of this host's clock a timestamp may be: clocks on two hosts differ a little.
 CLOCK_SKEW = timedelta(minutes=5)

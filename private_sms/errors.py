@@ -1,7 +1,7 @@
 """The service's exception tree: each error knows its HTTP status and a sentence for a person.
 
-It lives apart from `sms_proxy.py` so that the store and the sender can raise these errors
-without importing the domain class that uses them.
+It lives apart from `sms_proxy.py` so that the stores, the senders and the wire can raise
+these errors without importing the domain class that uses them.
 """
 
 
@@ -31,6 +31,7 @@ class InvalidRequest(SmsProxyError):
     def __init__(self, field: str, reason: str) -> None:
         super().__init__(f"{field} {reason}.")
         self.field = field
+        self.reason = reason
 
     def to_dict(self) -> dict:
         """Return the JSON body, with the field that was wrong."""

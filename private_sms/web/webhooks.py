@@ -6,8 +6,9 @@ with (relayed, or not worth sending again) and 503 only when trying again later 
 
 from flask import Blueprint, current_app, g, request
 
-from routes import json_object, proxy
-from webhooks import parse_delivery_receipt, parse_inbound_sms, webhook_fields
+from private_sms.web.body import json_object
+from private_sms.web.current import proxy
+from private_sms.wire.sms_api import parse_delivery_receipt, parse_inbound_sms, webhook_fields
 
 webhooks = Blueprint("webhooks", __name__)
 

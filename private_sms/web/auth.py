@@ -1,16 +1,10 @@
 """Who may use the chat API: callers that present ADMIN_API_TOKEN as a bearer token."""
 
 import hmac
-import secrets
 
-from errors import Unauthorized
+from private_sms.errors import Unauthorized
 
 REALM = 'Bearer realm="sms-proxy"'
-
-
-def new_token() -> str:
-    """Return a fresh admin token, for a service started without ADMIN_API_TOKEN."""
-    return secrets.token_urlsafe(32)
 
 
 def check_bearer_token(authorization: str | None, token: str) -> None:

@@ -1,17 +1,26 @@
-"""The service's settings: their defaults, and the checks that stop a wrong one at start-up."""
+"""The service's settings: where they are read, their defaults, and the checks that stop a wrong
+one at start-up. The app and gunicorn.conf.py read them here alike.
+"""
 
+import os
 import re
-from collections.abc import Iterable, Mapping
+import secrets
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import phonenumbers
-from sqlalchemy.engine import URL
-from sqlalchemy.exc import ArgumentError
+from dotenv import dotenv_values
 
-from phone_numbers import PhoneNumberError, normalise
-from sql_store import database_url
+from private_sms.errors import InvalidRequest
+from private_sms.phone_numbers import PhoneNumberError, normalise
+from private_sms.wire import fields
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
+T = TypeVar("T")
 
 DEFAULTS = {
     "VONAGE_API_KEY": "",
@@ -45,9 +54,6 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 SIGNATURE_METHODS = ("md5hash", "md5", "sha1", "sha256", "sha512")
 # Long enough that guessing one is hopeless; a generated token has 32 bytes of randomness.
 MIN_TOKEN_LENGTH = 16
-# The words a true-or-false setting (or query parameter) may be given as.
-YES, NO = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
-BOOLEANS = dict.fromkeys(YES, True) | dict.fromkeys(NO, False)
 _HOST = re.compile(r"[A-Za-z0-9.-]+(:\d{1,5})?|\[[0-9A-Fa-f:]+\](:\d{1,5})?")
 
 
@@ -67,7 +73,7 @@ class Settings:
     vonage_connections: int
     default_region: str | None
     log_level: str
-    database_url: URL | None
+    database_url: "URL | None"
     chat_ttl: timedelta | None
     store_message_bodies: bool
     admin_api_token: str
@@ -78,13 +84,29 @@ class Settings:
     message_retention: timedelta
     database_timeout: int
     database_pool_size: int
-    # Checked here, acted on by gunicorn.conf.py.
+    # Acted on by gunicorn.conf.py.
     access_log: bool
 
     @property
     def dry_run(self) -> bool:
         """True when no Vonage credentials are set: texts are logged, not sent."""
         return not self.vonage_api_key
+
+
+def layers(test_config: Mapping[str, Any] | None = None) -> list[Mapping[str, Any]]:
+    """Return where settings come from, each later one winning: `.env`, the environment, and
+    `test_config`."""
+    return [dotenv_values(".env"), os.environ, test_config or {}]
+
+
+def make_up_admin_token() -> tuple[str, str]:
+    """Make up an ADMIN_API_TOKEN, for a service started without one; return it, and the line
+    that tells the operator."""
+    token = secrets.token_urlsafe(32)
+    return token, (
+        "ADMIN_API_TOKEN is not set, so the service made one up; the chat API needs it as the "
+        f"header Authorization: Bearer {token} (set ADMIN_API_TOKEN to keep one)."
+    )
 
 
 def merge(layers: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
@@ -117,22 +139,23 @@ def load_settings(layers: Iterable[Mapping[str, Any]]) -> Settings:
             text["VONAGE_NUMBERS"], text["VONAGE_NUMBER"], dry_run=not api_key
         ),
         vonage_rest_host=_rest_host(text["VONAGE_REST_HOST"]),
-        vonage_timeout=_timeout(text["VONAGE_TIMEOUT"]),
-        vonage_connections=_connections(text["VONAGE_CONNECTIONS"]),
+        # The SDK takes whole seconds only; without a timeout it would wait for ever.
+        vonage_timeout=_whole_number("VONAGE_TIMEOUT", text, 1, 60, unit="seconds"),
+        vonage_connections=_whole_number("VONAGE_CONNECTIONS", text, 1, 1000),
         default_region=_region(text["DEFAULT_REGION"]),
         log_level=_log_level(text["LOG_LEVEL"]),
         database_url=_database_url(text["DATABASE_URL"]),
-        chat_ttl=_chat_ttl(text["CHAT_TTL"]),
-        store_message_bodies=_boolean("STORE_MESSAGE_BODIES", text["STORE_MESSAGE_BODIES"]),
+        chat_ttl=_chat_ttl(text),
+        store_message_bodies=_boolean("STORE_MESSAGE_BODIES", text),
         admin_api_token=_admin_api_token(text["ADMIN_API_TOKEN"]),
         signature_secret=text["VONAGE_SIGNATURE_SECRET"],
         signature_method=_signature_method(text["VONAGE_SIGNATURE_METHOD"]),
-        signature_max_age=_seconds("SIGNATURE_MAX_AGE", text["SIGNATURE_MAX_AGE"]),
-        concat_timeout=_seconds("CONCAT_TIMEOUT", text["CONCAT_TIMEOUT"]),
-        message_retention=_seconds("MESSAGE_RETENTION", text["MESSAGE_RETENTION"]),
-        database_timeout=_whole_number("DATABASE_TIMEOUT", text["DATABASE_TIMEOUT"], 1, 60),
-        database_pool_size=_whole_number("DATABASE_POOL_SIZE", text["DATABASE_POOL_SIZE"], 1, 1000),
-        access_log=_boolean("ACCESS_LOG", text["ACCESS_LOG"]),
+        signature_max_age=_seconds("SIGNATURE_MAX_AGE", text),
+        concat_timeout=_seconds("CONCAT_TIMEOUT", text),
+        message_retention=_seconds("MESSAGE_RETENTION", text),
+        database_timeout=_whole_number("DATABASE_TIMEOUT", text, 1, 60, unit="seconds"),
+        database_pool_size=_whole_number("DATABASE_POOL_SIZE", text, 1, 1000),
+        access_log=_boolean("ACCESS_LOG", text),
     )
 
 
@@ -169,24 +192,6 @@ def _rest_host(raw: str) -> str:
     return raw
 
 
-def _timeout(raw: str) -> int:
-    # The SDK takes whole seconds only; without a timeout it would wait for ever.
-    if not raw.isdigit() or not 1 <= int(raw) <= 60:
-        raise SettingsError(
-            f"VONAGE_TIMEOUT ({raw!r}) must be a whole number of seconds from 1 to 60."
-        )
-    return int(raw)
-
-
-def _connections(raw: str) -> int:
-    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
-        raise SettingsError(
-            f"VONAGE_CONNECTIONS ({raw!r}) must be a whole number from 1 to 1000: as many as "
-            "a process has threads that send (gunicorn.conf.py sets it to its threads)."
-        )
-    return int(raw)
-
-
 def _region(raw: str) -> str | None:
     if not raw:
         return None
@@ -199,9 +204,14 @@ def _region(raw: str) -> str | None:
     return region
 
 
-def _database_url(raw: str) -> URL | None:
+def _database_url(raw: str) -> "URL | None":
     if not raw:
         return None
+    # Only a database URL brings in SQLAlchemy.
+    from sqlalchemy.exc import ArgumentError
+
+    from private_sms.stores.sql.url import database_url
+
     try:
         return database_url(raw)
     except ArgumentError:
@@ -214,27 +224,29 @@ def _database_url(raw: str) -> URL | None:
         raise SettingsError(f"DATABASE_URL {error}.") from None
 
 
-def _chat_ttl(raw: str) -> timedelta | None:
-    if not raw:
-        return None
-    if not raw.isdigit() or int(raw) == 0:
-        raise SettingsError(
-            f"CHAT_TTL ({raw!r}) must be a whole number of seconds above 0 (a chat silent "
-            "that long ends), or empty for chats that never expire."
-        )
-    return timedelta(seconds=int(raw))
+def _chat_ttl(text: Mapping[str, str]) -> timedelta | None:
+    # Empty: chats never expire; else a chat silent that long ends.
+    return _seconds("CHAT_TTL", text) if text["CHAT_TTL"] else None
 
 
-def _whole_number(name: str, raw: str, low: int, high: int) -> int:
-    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
-        raise SettingsError(f"{name} ({raw!r}) must be a whole number from {low} to {high}.")
-    return int(raw)
+def _read(name: str, text: Mapping[str, str], read: Callable[[str], T]) -> T:
+    """Return setting `name` as `read` reads it (a reader of wire/fields.py)."""
+    try:
+        return read(text[name])
+    except InvalidRequest as error:
+        raise SettingsError(f"{name} ({text[name]!r}) {error.reason}.") from None
 
 
-def _seconds(name: str, raw: str) -> timedelta:
-    if not raw.isdigit() or int(raw) == 0:
-        raise SettingsError(f"{name} ({raw!r}) must be a whole number of seconds above 0.")
-    return timedelta(seconds=int(raw))
+def _whole_number(
+    name: str, text: Mapping[str, str], low: int, high: int | None, *, unit: str = ""
+) -> int:
+    return _read(
+        name, text, lambda raw: fields.whole_number(raw, name, low=low, high=high, unit=unit)
+    )
+
+
+def _seconds(name: str, text: Mapping[str, str]) -> timedelta:
+    return timedelta(seconds=_whole_number(name, text, 1, None, unit="seconds"))
 
 
 def _admin_api_token(raw: str) -> str:
@@ -257,11 +269,8 @@ def _signature_method(raw: str) -> str:
     return method
 
 
-def _boolean(name: str, raw: str) -> bool:
-    try:
-        return BOOLEANS[raw.lower()]
-    except KeyError:
-        raise SettingsError(f"{name} ({raw!r}) must be true or false.") from None
+def _boolean(name: str, text: Mapping[str, str]) -> bool:
+    return _read(name, text, lambda raw: fields.flag(raw, name))
 
 
 def _log_level(raw: str) -> str:

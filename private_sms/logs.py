@@ -3,7 +3,7 @@
 import logging
 import re
 
-from phone_numbers import redact_numbers
+from private_sms.phone_numbers import redact_numbers
 
 # Loggers of other libraries that may print a request's query string or Vonage's answers:
 # the development server's and gunicorn's request logs, and the Vonage SDK.

@@ -4,7 +4,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from errors import SmsProxyError
+from private_sms.errors import SmsProxyError
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""A request body that cannot be read is a bad request (400), never a server error.
+"""Reading a request's body and fields; a body that cannot be read is a 400, never a 500.
 
 Gunicorn raises its own parse errors while the app reads a body (a chunk size that is not
 hex, a chunk without its terminator, a connection cut off mid-body), and Python's JSON
@@ -11,8 +11,11 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from flask import g, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import BadRequest
+
+from private_sms.errors import InvalidRequest
 
 log = logging.getLogger(__name__)
 
@@ -80,3 +83,24 @@ class ReadableBody:
         if "wsgi.input" in environ:
             environ["wsgi.input"] = _Input(environ["wsgi.input"])
         return self.app(environ, start_response)
+
+
+def json_object() -> dict[str, Any]:
+    """Return the request's JSON object body; empty when the body is not JSON."""
+    if not (request.is_json and request.get_data()):
+        return {}
+    # Malformed or too deeply nested JSON reads as None (see JsonProvider).
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise InvalidRequest("body", "must be a JSON object")
+    return body
+
+
+def request_fields() -> dict[str, Any]:
+    """Merge the query string, a form body and a JSON object body into one mapping (once)."""
+    if "fields" not in g:
+        fields: dict[str, Any] = dict(request.args)
+        fields.update(request.form)
+        fields.update(json_object())
+        g.fields = fields
+    return g.fields

@@ -1,4 +1,4 @@
-"""What Vonage's webhooks carry, read once into values; nothing after this reads the request.
+"""The SMS API's webhooks, read once into values (values.py): nothing after this reads them.
 
 Every field is checked here, so that what reaches the store is text a database can keep: no
 NUL, no lone surrogate, nothing longer than its column.
@@ -7,11 +7,12 @@ NUL, no lone surrogate, nothing longer than its column.
 import dataclasses
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from errors import InvalidRequest
+from private_sms.errors import InvalidRequest
+from private_sms.wire.fields import field_text, whole_number
+from private_sms.wire.values import DeliveryReceipt, InboundSms
 
 # Vonage's message-ids are 16 to 20 characters; the store keeps up to 64.
 MAX_ID_LENGTH = 64
@@ -26,37 +27,6 @@ MAX_TEXT_LENGTH = 640
 _FIELD_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # message-timestamp, in UTC: when Vonage received the text.
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
-
-
-@dataclass(frozen=True)
-class InboundSms:
-    """One inbound-SMS webhook: a text someone sent to a virtual number (or one part of it)."""
-
-    msisdn: str
-    to: str
-    text: str
-    message_id: str
-    type: str
-    # When Vonage received the text (message-timestamp, to the second), if the webhook says.
-    received_at: datetime | None = None
-    # For one part of a long text: what its parts share, how many there are, which this is.
-    concat_ref: str | None = None
-    concat_total: int | None = None
-    concat_part: int | None = None
-
-    @property
-    def is_part(self) -> bool:
-        """True for one part of a long text, which waits for the others."""
-        return self.concat_ref is not None
-
-
-@dataclass(frozen=True)
-class DeliveryReceipt:
-    """One delivery-receipt webhook: what became of one SMS part Vonage sent."""
-
-    message_id: str
-    status: str
-    err_code: str | None
 
 
 def webhook_fields(layers: Iterable[Iterable[tuple[str, Any]]]) -> dict[str, str | int]:
@@ -81,34 +51,9 @@ def webhook_fields(layers: Iterable[Iterable[tuple[str, Any]]]) -> dict[str, str
     return fields
 
 
-def field_text(
-    fields: Mapping[str, Any], name: str, *, required: bool = False, max_length: int | None = None
-) -> str:
-    """Return field `name` as text; numbers in a JSON body are taken as their digits."""
-    value = fields.get(name)
-    if value is None or value == "":
-        if required:
-            raise InvalidRequest(name, "is missing")
-        return ""
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise InvalidRequest(name, "must be a string")
-    text = str(value)
-    if "\x00" in text:
-        raise InvalidRequest(name, "must not contain NUL characters")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidRequest(name, "must be valid Unicode text") from None
-    if max_length is not None and len(text) > max_length:
-        raise InvalidRequest(name, f"must be at most {max_length} characters")
-    return text
-
-
-def _whole_number(fields: Mapping[str, Any], name: str, low: int, high: int) -> int:
+def _part_number(fields: Mapping[str, Any], name: str, high: int) -> int:
     raw = field_text(fields, name, required=True, max_length=3)
-    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
-        raise InvalidRequest(name, f"must be a whole number from {low} to {high}")
-    return int(raw)
+    return whole_number(raw, name, low=1, high=high)
 
 
 def _timestamp(fields: Mapping[str, Any], name: str) -> datetime | None:
@@ -137,12 +82,12 @@ def parse_inbound_sms(fields: Mapping[str, Any]) -> InboundSms:
     )
     if field_text(fields, "concat").lower() != "true":
         return sms
-    total = _whole_number(fields, "concat-total", 1, MAX_PARTS)
+    total = _part_number(fields, "concat-total", MAX_PARTS)
     return dataclasses.replace(
         sms,
         concat_ref=field_text(fields, "concat-ref", required=True, max_length=MAX_ID_LENGTH),
         concat_total=total,
-        concat_part=_whole_number(fields, "concat-part", 1, total),
+        concat_part=_part_number(fields, "concat-part", total),
     )
 
 

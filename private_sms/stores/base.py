@@ -1,0 +1,143 @@
+"""The interface every chat store implements, documented once, and what a claim may find.
+
+A backend lives in a module of its own (memory, sql) and is imported only when chosen
+(`open_store`).
+"""
+
+import abc
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from private_sms.chats import Chat, ChatQuery, MessageRecord, Part, Receipt
+
+# What `claim` finds for a webhook: new to this request, being dealt with elsewhere, or done.
+CLAIMED, BUSY, DONE = "claimed", "busy", "done"
+# A claim given up after a failure that may pass: the next copy takes it, with its chat.
+RELEASED = "released"
+
+
+class ChatStore(abc.ABC):
+    """Keeps chats, their routes and their message logs; every method is one atomic step.
+
+    A store keeps no clock: the proxy hands it every time it records.
+    """
+
+    # "memory", "sqlite" or "postgresql": what the health answer names.
+    kind: str
+
+    @abc.abstractmethod
+    def create_chat(self, pool: Sequence[str], user_a: str, user_b: str, now: datetime) -> Chat:
+        """Start a chat on a pool number on which neither person has an active chat.
+
+        Raises `Conflict` when the two already chat together, or no number is free for them.
+        """
+
+    @abc.abstractmethod
+    def delete_chat(self, chat_id: str) -> None:
+        """Forget a chat entirely, as if never created (its intro texts failed)."""
+
+    @abc.abstractmethod
+    def find_active(self, number: str, participant: str) -> Chat | None:
+        """Return the active chat `participant` has on the virtual `number`, if any."""
+
+    @abc.abstractmethod
+    def find_chats(
+        self, number: str, participant: str, start: datetime, end: datetime
+    ) -> list[Chat]:
+        """Return the chats of `participant` on `number` active at some moment in [start, end).
+
+        Newest first. A person has one chat at a time on a number, so these are few.
+        """
+
+    @abc.abstractmethod
+    def get_chat(self, chat_id: str) -> Chat | None:
+        """Return the chat with this id, active or ended."""
+
+    @abc.abstractmethod
+    def list_chats(self, query: ChatQuery) -> list[Chat]:
+        """Return the chats `query` asks for, newest first."""
+
+    @abc.abstractmethod
+    def end_chat(self, chat_id: str, reason: str, at: datetime) -> bool:
+        """End an active chat; True if this call ended it (False: unknown or ended already)."""
+
+    @abc.abstractmethod
+    def expire_idle(self, cutoff: datetime, ttl: timedelta) -> int:
+        """End every active chat silent since before `cutoff`; return how many.
+
+        An expired chat's `ended_at` is the moment it expired: its last activity plus `ttl`.
+        """
+
+    @abc.abstractmethod
+    def record_message(self, record: MessageRecord, *, settles: str | None = None) -> None:
+        """Add an entry to a chat's message log and count it as the chat's latest activity.
+
+        With `settles`, the claim of that key is marked done in the same step.
+        """
+
+    @abc.abstractmethod
+    def list_messages(
+        self, chat_id: str, *, limit: int = 50, after: int | None = None
+    ) -> list[MessageRecord]:
+        """Return a chat's message log oldest first (with receipts); `after` is a `seq`."""
+
+    @abc.abstractmethod
+    def record_receipt(self, receipt: Receipt) -> str | None:
+        """Keep a delivery receipt with the logged text it is about; return that chat's id.
+
+        None when no logged text was sent as `receipt.message_id` (an intro, or not ours).
+        """
+
+    @abc.abstractmethod
+    def claim(
+        self, key: str, now: datetime, lease: timedelta, chat_id: str | None = None
+    ) -> tuple[str, str | None]:
+        """Claim the webhook `key` (its number, sender and messageId) for the caller.
+
+        Returns the state and the chat the webhook was routed to when it was first claimed
+        (`chat_id`, kept with a new claim). CLAIMED: the caller deals with it (it is new, was
+        released, or an earlier claim's lease ran out). BUSY: another request holds it.
+        DONE: it was dealt with.
+        """
+
+    @abc.abstractmethod
+    def release(self, key: str) -> None:
+        """Give up a claim that did not get done; a redelivery takes it, with its chat."""
+
+    @abc.abstractmethod
+    def settle(self, key: str, at: datetime) -> None:
+        """Mark a claim done without a log entry (a text that belongs to no chat alone)."""
+
+    @abc.abstractmethod
+    def add_part(self, part: Part) -> list[Part] | None:
+        """Keep a part of a long text; return the parts of its text waiting so far.
+
+        A part that was already kept (same sender, number and messageId) counts once, as it
+        was first kept. None when this part's text was relayed. Raises `InvalidRequest`, and
+        keeps nothing, when the part would make its text longer than `MAX_JOINED_TEXT` or
+        its sender's waiting parts more than `MAX_WAITING_PARTS`.
+        """
+
+    @abc.abstractmethod
+    def waiting_parts(self, received_before: datetime) -> list[list[Part]]:
+        """Return the long texts still waiting whose first part came before that moment."""
+
+    @abc.abstractmethod
+    def relay_parts(self, parts: Sequence[Part], now: datetime) -> None:
+        """Mark these parts relayed, their bodies forgotten: they and their copies wait no more."""
+
+    @abc.abstractmethod
+    def purge(self, before: datetime, *, messages_before: datetime | None = None) -> None:
+        """Forget claims and relayed parts older than `before`.
+
+        With `messages_before`, also the message log's entries logged before it, with their
+        delivery receipts.
+        """
+
+    @abc.abstractmethod
+    def ping(self) -> None:
+        """Raise `StoreUnavailable` unless the store answers in time."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release what the store holds (connections)."""

@@ -1,0 +1,93 @@
+"""The chat API: start, list, show and end chats, and read their message logs.
+
+Every route needs the admin token: a stranger who finds the URL gets a 401.
+"""
+
+from flask import Blueprint, request
+
+from private_sms.chats import ACTIVE, ENDED, ChatQuery
+from private_sms.errors import InvalidRequest
+from private_sms.web.auth import check_bearer_token
+from private_sms.web.body import request_fields
+from private_sms.web.current import proxy, settings
+from private_sms.web.shapes import chat_json, message_json, page_json
+from private_sms.wire import fields
+
+chat_api = Blueprint("chat_api", __name__)
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+# Cursors are row numbers: a 64-bit column holds none larger.
+MAX_CURSOR = 2**63 - 1
+STATUSES = {"active": ACTIVE, "ended": ENDED, "all": None}
+
+
+@chat_api.before_request
+def require_admin_token() -> None:
+    """Let only callers with the admin token through."""
+    check_bearer_token(request.headers.get("Authorization"), settings().admin_api_token)
+
+
+def _page_size() -> int:
+    raw = request.args.get("limit", "")
+    if raw == "":
+        return DEFAULT_PAGE_SIZE
+    return fields.whole_number(raw, "limit", low=1, high=MAX_PAGE_SIZE)
+
+
+def _cursor() -> int | None:
+    # Cursors are the `nextCursor` of the previous page: a position, not an offset.
+    raw = request.args.get("cursor", "")
+    return None if raw == "" else fields.whole_number(raw, "cursor", low=0, high=MAX_CURSOR)
+
+
+@chat_api.post("/chat")
+def create_chat():
+    """Start a chat between userANumber and userBNumber (query string, form or JSON)."""
+    given = request_fields()
+    chat = proxy().create_chat(
+        fields.field_text(given, "userANumber", required=True),
+        fields.field_text(given, "userBNumber", required=True),
+    )
+    return chat_json(chat), 201, {"Location": f"/chats/{chat.id}"}
+
+
+@chat_api.get("/chats")
+def list_chats():
+    """List chats, newest first: `status` (active, ended, all), `participant`, `number`."""
+    status = request.args.get("status", "active")
+    if status not in STATUSES:
+        raise InvalidRequest("status", "must be active, ended or all")
+    limit = _page_size()
+    chats = proxy().list_chats(
+        ChatQuery(
+            status=STATUSES[status],
+            participant=request.args.get("participant") or None,
+            number=request.args.get("number") or None,
+            limit=limit + 1,
+            before=_cursor(),
+        )
+    )
+    return page_json("chats", chats, limit, chat_json)
+
+
+@chat_api.get("/chats/<chat_id>")
+def get_chat(chat_id: str):
+    """Show one chat, active or ended."""
+    return chat_json(proxy().get_chat(chat_id))
+
+
+@chat_api.delete("/chats/<chat_id>")
+def end_chat(chat_id: str):
+    """End a chat; `?notify=true` texts both people that it ended."""
+    notify = fields.flag(request.args.get("notify", "false"), "notify")
+    chat, notified = proxy().end_chat(chat_id, notify=notify)
+    return {**chat_json(chat), "notified": notified}
+
+
+@chat_api.get("/chats/<chat_id>/messages")
+def list_messages(chat_id: str):
+    """Show a chat's message log, oldest first."""
+    limit = _page_size()
+    records = proxy().list_messages(chat_id, limit=limit + 1, after=_cursor())
+    return page_json("messages", records, limit, message_json)

@@ -1,0 +1,1 @@
+"""What comes over the wire: request fields, Vonage's webhooks as values, and their signatures."""
