@@ -44,7 +44,10 @@ WARM_UP = 500
 class Round:
     """One measured round of webhooks."""
 
+    # Webhooks answered a second, and texts delivered a second: from the round's first webhook
+    # to the stand-in taking its last text (the same while a webhook waits for its send).
     rate: float
+    delivered: float
     p50: float
     p95: float
     p99: float
@@ -194,6 +197,7 @@ def measure(case: Case, chats, count: int, concurrency: int, label: str) -> Roun
     raw, texts = webhooks(chats, count, label)
     pids = processes(case.pid)
     cpu_before = cpu_seconds(pids)
+    started = time.time()
     result = load.run(case.port, raw, concurrency)
     cpu = cpu_seconds(pids) - cpu_before
     statuses = {s: result.statuses.count(s) for s in set(result.statuses)}
@@ -203,9 +207,12 @@ def measure(case: Case, chats, count: int, concurrency: int, label: str) -> Roun
     twice = [t for t in texts if sent.get(t, 0) != 1]
     if twice:
         sys.exit(f"round {label}: {len(twice)} texts were not relayed exactly once")
+    last_url = case.sent_url.replace("/_sent", "/_last")
+    last_at = requests.get(last_url, verify=case.ca_file, timeout=30).json()["at"]
     latencies = sorted(result.latencies)
     return Round(
         rate=len(raw) / result.elapsed,
+        delivered=len(raw) / max(last_at - started, 1e-9),
         p50=percentile(latencies, 0.50),
         p95=percentile(latencies, 0.95),
         p99=percentile(latencies, 0.99),
@@ -229,8 +236,9 @@ def run_case(name: str, database_url: str, chats_count: int, latency_ms: float, 
             rounds.append(measure(case, chats, args.webhooks, args.concurrency, f"{name}-{n}"))
             r = rounds[-1]
             print(
-                f"  {name:<28} round {n + 1}: {r.rate:7.0f}/s  p50 {r.p50:6.1f}  p95 {r.p95:6.1f}  "
-                f"p99 {r.p99:6.1f} ms  cpu {r.cpu_ms:5.2f} ms/text  peak {r.peak_mb:6.1f} MB",
+                f"  {name:<28} round {n + 1}: {r.rate:7.0f} acks/s  {r.delivered:7.0f} texts/s  "
+                f"p50 {r.p50:6.1f}  p95 {r.p95:6.1f}  p99 {r.p99:6.1f} ms  "
+                f"cpu {r.cpu_ms:5.2f} ms/text  peak {r.peak_mb:6.1f} MB",
                 flush=True,
             )
     median = Round(
@@ -293,12 +301,15 @@ def main() -> None:
                 results[name], created = run_case(name, url, chats, latency, args, work)
                 print(f"  {name}: {chats:,} chats created in {created:.1f} s", flush=True)
     print()
-    print("| case | webhooks/s | p50 ms | p95 ms | p99 ms | CPU ms/text | peak MB |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| case | acks/s | texts delivered/s | ack p50 ms | ack p95 ms | ack p99 ms | "
+        "CPU ms/text | peak MB |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for name, r in results.items():
         print(
-            f"| {name} | {r.rate:.0f} | {r.p50:.1f} | {r.p95:.1f} | {r.p99:.1f} | "
-            f"{r.cpu_ms:.2f} | {r.peak_mb:.0f} |"
+            f"| {name} | {r.rate:.0f} | {r.delivered:.0f} | {r.p50:.1f} | {r.p95:.1f} | "
+            f"{r.p99:.1f} | {r.cpu_ms:.2f} | {r.peak_mb:.0f} |"
         )
     print()
     report_targets(results, args)
@@ -310,19 +321,25 @@ def report_targets(results: dict, args) -> None:
     def check(label: str, ok: bool, figure: str) -> None:
         print(f"{'met ' if ok else 'MISSED'}  {label}: {figure}")
 
+    # The relay queue's targets (issue 12), where this run measured them.
     memory = results.get("memory")
     if memory:
-        check("memory store: at least 800 webhooks/s", memory.rate >= 800, f"{memory.rate:.0f}/s")
-        check("memory store: p99 under 80 ms", memory.p99 < 80, f"{memory.p99:.1f} ms")
-        check("at most 1.3 ms of CPU a text", memory.cpu_ms <= 1.3, f"{memory.cpu_ms:.2f} ms")
+        check(
+            "memory store: at least 900 texts delivered/s",
+            memory.delivered >= 900,
+            f"{memory.delivered:.0f}/s",
+        )
+        check("at most 1.0 ms of CPU a text", memory.cpu_ms <= 1.0, f"{memory.cpu_ms:.2f} ms")
     slow = results.get("memory, 100 ms stand-in")
-    if memory and slow:
-        ratio = slow.rate / memory.rate
-        check("100 ms stand-in: at least half the 0 ms rate", ratio >= 0.5, f"{ratio:.2f}x")
-    for name in ("sqlite, 2 workers", "postgresql, 2 workers"):
-        if memory and name in results:
-            ratio = results[name].rate / memory.rate
-            check(f"{name}: at least the memory store's rate", ratio >= 1, f"{ratio:.2f}x")
+    if slow:
+        check("100 ms stand-in: ack p99 at most 25 ms", slow.p99 <= 25, f"{slow.p99:.1f} ms")
+    postgres = results.get("postgresql, 2 workers")
+    if postgres:
+        check(
+            "postgresql, 2 workers: at least 500 texts delivered/s",
+            postgres.delivered >= 500,
+            f"{postgres.delivered:.0f}/s",
+        )
     one, many = results.get("memory, 1 chat"), results.get("memory, 100,000 chats")
     if one and many:
         ratio = many.rate / one.rate

@@ -3,7 +3,8 @@
 It runs in a process of its own (`python -m bench.standin`), so that its work is not counted
 as the service's, and costs as little CPU as it can: the machine it shares is the one being
 measured. It answers `POST /sms/json` as Vonage does, after `--latency-ms`, failing a share of
-sends when asked; it counts every text it took, and `GET /_sent` returns the counts.
+sends when asked; it counts every text it took: `GET /_sent` returns the counts, and
+`GET /_last` when it took the last one.
 """
 
 import argparse
@@ -13,6 +14,7 @@ import random
 import ssl
 import sys
 import tempfile
+import time
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -29,11 +31,15 @@ class StandIn:
         self.error_rate = error_rate
         self.throttle_rate = throttle_rate
         self.sent: Counter[str] = Counter()
+        # When the last text was taken (Unix time): how long delivering a round took.
+        self.last_at = 0.0
         self.random = random.Random(0)
 
     def answer(self, method: str, path: str, body: bytes) -> tuple[int, bytes]:
         if method == "GET" and path == "/_sent":
             return 200, json.dumps(self.sent).encode()
+        if method == "GET" and path == "/_last":
+            return 200, json.dumps({"at": self.last_at}).encode()
         if method == "DELETE" and path == "/_sent":
             self.sent.clear()
             return 200, b"{}"
@@ -47,6 +53,7 @@ class StandIn:
             return 200, json.dumps({"message-count": "1", "messages": [message]}).encode()
         fields = dict(parse_qsl(body.decode(), keep_blank_values=True))
         self.sent[fields.get("text", "")] += 1
+        self.last_at = time.time()
         message = {
             "to": fields.get("to"),
             "message-id": uuid.uuid4().hex[:16].upper(),

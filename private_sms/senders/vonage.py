@@ -124,7 +124,6 @@ class SmsApiClient:
             ) from error
         return read_answer(response)
 
-
     def _request(self, params: dict[str, Any]) -> requests.PreparedRequest:
         """Return the POST of `params` as a form (a field that is None is left out, as requests
         leaves it out)."""
