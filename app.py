@@ -11,6 +11,7 @@ from flask import Flask
 from private_sms.errors import StoreUnavailable
 from private_sms.logs import configure_logging
 from private_sms.phone_numbers import mask
+from private_sms.relayer import Relayer
 from private_sms.senders import SmsSender, open_sender
 from private_sms.settings import (
     Settings,
@@ -37,7 +38,10 @@ MAX_REQUEST_BYTES = 64 * 1024
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
-    """Build the service from the defaults, `.env`, the environment and `test_config`."""
+    """Build the service from the defaults, `.env`, the environment and `test_config`.
+
+    With `test_config` no background thread starts (the sweep, the relay workers).
+    """
     settings = load_settings(layers(test_config))
     configure_logging(settings.log_level)
     settings = with_admin_token(settings)
@@ -49,6 +53,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     register_signature_check(app, settings)
     if test_config is None:
         register_sweeper(app)
+        register_relayer(app, settings)
     register_blueprints(app)
     register_error_handlers(app)
     register_commands(app)
@@ -132,6 +137,9 @@ def register_proxy(app: Flask, settings: Settings, store: ChatStore, sender: Sms
         claim_retention=settings.signature_max_age + timedelta(hours=1),
         concat_timeout=settings.concat_timeout,
         message_retention=settings.message_retention,
+        send_rate=settings.send_rate,
+        relay_max_age=settings.relay_max_age,
+        relay_retry_max=settings.relay_retry_max,
     )
 
 
@@ -153,6 +161,15 @@ def register_sweeper(app: Flask) -> None:
     path. (Tests call `sweep` themselves, with a clock they move.)"""
     app.extensions["sweeper"] = Sweeper(app.extensions["sms_proxy"].sweep)
     app.extensions["sweeper"].start()
+
+
+def register_relayer(app: Flask, settings: Settings) -> None:
+    """Send queued texts in RELAY_WORKERS threads, woken when a text is queued. (Without
+    them, as in tests, a queued text is sent at once in the request's own thread.)"""
+    proxy = app.extensions["sms_proxy"]
+    relayer = app.extensions["relayer"] = Relayer(proxy.relay_next, settings.relay_workers)
+    proxy.on_queued = relayer.wake
+    relayer.start()
 
 
 def register_blueprints(app: Flask) -> None:

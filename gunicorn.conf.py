@@ -90,3 +90,10 @@ def on_starting(server) -> None:
             server.cfg.workers,
         )
         sys.exit(1)
+
+
+def worker_exit(server, worker) -> None:
+    """Let the relay workers finish the sends under way; the rest stays queued."""
+    relayer = getattr(worker, "wsgi", None) and worker.wsgi.extensions.get("relayer")
+    if relayer:
+        relayer.stop(timeout=10)

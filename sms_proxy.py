@@ -2,6 +2,8 @@
 
 import dataclasses
 import logging
+import random
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -9,6 +11,8 @@ from private_sms.chats import (
     ENDED_BY_API,
     EXPIRED,
     FAILED,
+    GIVEN_UP,
+    QUEUED,
     SENT,
     SKIPPED,
     Chat,
@@ -16,21 +20,22 @@ from private_sms.chats import (
     MessageRecord,
     Part,
     Receipt,
+    RelayJob,
     chat_of_text,
     could_be_chat_id,
     in_order,
 )
 from private_sms.errors import (
     ChatNotFound,
-    InProgress,
     InvalidRequest,
     SendFailed,
+    SendsBusy,
     SmsProxyError,
     StoreUnavailable,
 )
 from private_sms.phone_numbers import PhoneNumberError, mask, normalise
 from private_sms.senders.base import SmsSender
-from private_sms.stores.base import BUSY, DONE, ChatStore
+from private_sms.stores.base import ChatStore
 from private_sms.wire.values import DeliveryReceipt, InboundSms
 
 log = logging.getLogger(__name__)
@@ -40,8 +45,18 @@ INTRO_TEXT = "Reply to this SMS to talk to {partner}"
 END_TEXT = "This chat has ended. Texts to this number are no longer passed on."
 # Vonage delivers a webhook again for up to 24 hours: what was dealt with is remembered longer.
 MIN_CLAIM_RETENTION = timedelta(hours=25)
-# What a relay may take besides its send (the store's steps, a busy machine).
+# What a relay may take besides its send (the store's steps, a busy machine): a relay holds a
+# text this long past its longest send before another relay may take it.
 CLAIM_MARGIN = timedelta(seconds=30)
+# A text that failed for a reason that may pass is tried again after 1, 2, 4 ... seconds, at
+# most RELAY_RETRY_MAX apart (jittered by half either way); its chat's later texts wait.
+RETRY_FIRST = 1.0
+# Pauses before trying again to record a sent text's outcome in a store that failed.
+SETTLE_PAUSES = (0.2, 1.0)
+# After Vonage said the account sends too fast, no send goes for this long.
+THROTTLE_PAUSE = timedelta(seconds=1)
+# How long an intro or an end notice may wait for its turn (SEND_RATE) before a 503.
+SEND_WAIT = timedelta(seconds=5)
 # How often a process forgets old claims and log entries (at its sweeps).
 PURGE_INTERVAL = timedelta(minutes=10)
 # message-timestamp is to the second, and two hosts' clocks differ a little: a text stamped
@@ -79,7 +94,11 @@ class SmsProxy:
         claim_retention: timedelta = MIN_CLAIM_RETENTION,
         concat_timeout: timedelta = timedelta(minutes=2),
         message_retention: timedelta | None = None,
+        send_rate: float = 0,
+        relay_max_age: timedelta = timedelta(hours=24),
+        relay_retry_max: timedelta = timedelta(minutes=5),
         clock: Callable[[], datetime] = utc_now,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.store = store
         self.sender = sender
@@ -93,8 +112,18 @@ class SmsProxy:
         self.claim_retention = max(claim_retention, MIN_CLAIM_RETENTION)
         self.concat_timeout = concat_timeout
         self.message_retention = message_retention
+        # Sends a second for the whole service (every process sharing the store); 0: no limit.
+        self.send_interval = timedelta(seconds=1 / send_rate) if send_rate else None
+        self.relay_max_age = relay_max_age
+        self.relay_retry_max = relay_retry_max.total_seconds()
         self.clock = clock
+        self.sleep = sleep
+        # Called when a text is queued: the relay workers' wake-up. Without workers (tests,
+        # a single call), the queue is relayed right away in the caller's thread.
+        self.on_queued: Callable[[], None] = self.relay_due
         self._next_purge = datetime.min.replace(tzinfo=UTC)
+        # The retries' jitter, apart from the global generator other code may seed.
+        self._random = random.Random()
 
     def create_chat(self, user_a_number: str, user_b_number: str) -> Chat:
         """Start a chat between two people on a free pool number, and text each an intro.
@@ -111,15 +140,17 @@ class SmsProxy:
         intros = [(user_a, "UserA", "UserB"), (user_b, "UserB", "UserA")]
         for already_sent, (recipient, name, partner) in enumerate(intros):
             try:
-                self.sender.send(chat.number, recipient, INTRO_TEXT.format(partner=partner))
+                self._send_now(chat.number, recipient, INTRO_TEXT.format(partner=partner))
             except SendFailed as error:
                 self.store.delete_chat(chat.id)
                 note = " UserA had already been sent an intro." if already_sent else ""
-                raise SendFailed(
+                failure = SendFailed(
                     f"The chat was not created: the intro text to {name} failed. "
                     f"{error.message}{note}",
                     transient=error.transient,
-                ) from error
+                )
+                failure.headers = error.headers
+                raise failure from error
         log.info(
             "Chat %s started on %s for %s and %s",
             chat.id,
@@ -162,7 +193,7 @@ class SmsProxy:
         if notify:
             for role, recipient in (("userA", chat.user_a), ("userB", chat.user_b)):
                 try:
-                    self.sender.send(chat.number, recipient, END_TEXT)
+                    self._send_now(chat.number, recipient, END_TEXT)
                     notified.append(role)
                 except SendFailed as error:
                     log.warning(
@@ -178,15 +209,14 @@ class SmsProxy:
         return self.store.list_messages(chat_id, limit=limit, after=after)
 
     def relay(self, sms: InboundSms) -> None:
-        """Send an inbound text on to the sender's partner, from the chat's virtual number.
+        """Queue an inbound text for the sender's partner, from the chat's virtual number.
 
         The text belongs to the chat the sender had on that number when Vonage received it
-        (message-timestamp), never to one that began later. Each text goes out once, however
-        often its webhook comes: it is claimed in the store first, under its number, sender
-        and messageId, with its chat. A part of a long text waits in the store for the others.
-        Returns once the text is dealt with (sent, waiting, or not to be sent, which is
-        logged). Raises `SendFailed` for a failure that may pass and `InProgress` while
-        another request relays the same text, so that Vonage delivers the webhook again.
+        (message-timestamp), never to one that began later. Each text is queued once, however
+        often its webhook comes: its number, sender and messageId are taken in the same step
+        that queues it. A part of a long text waits in the store for the others. Returns once
+        the text is queued (or waiting for its other parts, or not to be sent, which is
+        logged); the relay workers send it (`relay_next`).
         """
         sender, number = sms.msisdn.removeprefix("+"), sms.to.removeprefix("+")
         received_at = sms.received_at or self.clock()
@@ -204,7 +234,7 @@ class SmsProxy:
         # was written in cannot be told, unless its first delivery said (see _relay_once).
         chat = chats[0] if len(chats) == 1 else None
         if sms.type == "binary" or not sms.is_part:
-            self._relay_once(chat, sender, number, sms, sms.message_id)
+            self._queue(chat, sender, number, sms, sms.message_id)
             return
         part = Part(
             message_id=sms.message_id,
@@ -229,7 +259,7 @@ class SmsProxy:
                 mask(sender),
             )
             return
-        self._relay_parts(waiting, detail=f"joined from {part.total} parts")
+        self._queue_parts(waiting, detail=f"joined from {part.total} parts")
 
     def record_receipt(self, receipt: DeliveryReceipt) -> None:
         """Keep what a delivery receipt says with the logged text it is about."""
@@ -269,7 +299,7 @@ class SmsProxy:
             )
             log.warning("A long text from %s: %s", mask(parts[0].sender), detail)
             try:
-                self._relay_parts(waiting, detail=detail)
+                self._queue_parts(waiting, detail=detail)
             except SmsProxyError as error:
                 # No webhook waits on this: the parts stay, and the next sweep tries again.
                 log.warning("An incomplete long text waits: %s", error.message)
@@ -278,6 +308,11 @@ class SmsProxy:
         """Raise `StoreUnavailable` unless the store answers."""
         self.store.ping()
 
+    def queue_state(self) -> tuple[int, float | None]:
+        """Return how many texts wait in the relay queue, and the oldest one's age in seconds."""
+        depth, oldest = self.store.queue_state()
+        return depth, None if oldest is None else max(0.0, (self.clock() - oldest).total_seconds())
+
     def _chats_at(self, number: str, sender: str, moment: datetime) -> list[Chat]:
         """Return the chats `sender` had on `number` around `moment` (a message-timestamp)."""
         start, end = moment - CLOCK_SLACK, moment + STAMP_RESOLUTION + CLOCK_SLACK
@@ -285,8 +320,8 @@ class SmsProxy:
         # A chat that went quiet for longer than the TTL had ended before it was marked so.
         return [chat for chat in chats if chat.overlaps(start, end)]
 
-    def _relay_parts(self, waiting: Sequence[Part], *, detail: str) -> None:
-        """Relay the parts of a long text as one text, once, in its first part's chat.
+    def _queue_parts(self, waiting: Sequence[Part], *, detail: str) -> None:
+        """Queue the parts of a long text as one text, once, in its first part's chat.
 
         A part Vonage sent twice under two messageIds is joined once, and both are done.
         """
@@ -309,10 +344,10 @@ class SmsProxy:
                 type="text",
             )
             key = f"concat:{first.message_id}"
-            self._relay_once(chat, first.sender, first.number, sms, key, detail=detail)
+            self._queue(chat, first.sender, first.number, sms, key, detail=detail)
         self.store.relay_parts(waiting, self.clock())
 
-    def _relay_once(
+    def _queue(
         self,
         chat: Chat | None,
         sender: str,
@@ -322,104 +357,165 @@ class SmsProxy:
         *,
         detail: str | None = None,
     ) -> None:
-        """Send `sms` to the partner unless it was (or is being) dealt with.
-
-        A webhook delivered again relays in the chat its first delivery was routed to, kept
-        with its claim: `chat` (None when it was not one alone) counts only the first time.
-        """
+        """Put `sms` in the relay queue of `chat` (None: not one chat alone), unless a copy of
+        it came before."""
         key = claim_key(number, sender, message_id)
-        state, chat_id = self.store.claim(
-            key, self.clock(), self.claim_lease, chat.id if chat else None
-        )
-        if state == DONE:
-            log.info("Text %s was relayed already: this copy is not", sms.message_id)
-            return
-        if state == BUSY:
-            log.info("Text %s is being relayed by another request", sms.message_id)
-            raise InProgress(
-                "This text is being relayed by another request right now; deliver the "
-                "webhook again later."
-            )
-        try:
-            if chat is None or chat.id != chat_id:
-                chat = self.store.get_chat(chat_id) if chat_id is not None else None
-            if chat is None:
-                log.warning(
-                    "Text %s from %s on %s came as one chat ended and another began: dropped",
-                    sms.message_id,
-                    mask(sender),
-                    mask(number),
-                )
-                self.store.settle(key, self.clock())
-                return
-            self._send_and_record(chat, sender, sms, key, detail)
-        except BaseException:
-            self.store.release(key)
-            raise
-
-    def _send_and_record(
-        self, chat: Chat, sender: str, sms: InboundSms, key: str, detail: str | None
-    ) -> None:
-        if sms.type == "binary":
+        if chat is None:
             log.warning(
-                "Text %s in chat %s is binary: only text is relayed", sms.message_id, chat.id
+                "Text %s from %s on %s came as one chat ended and another began: dropped",
+                sms.message_id,
+                mask(sender),
+                mask(number),
             )
-            self._record(chat, sender, sms, SKIPPED, key, detail="binary messages are not relayed")
+            self.store.settle(key, self.clock())
             return
-        if not sms.text:
-            log.info("Text %s in chat %s is empty: nothing to relay", sms.message_id, chat.id)
-            self._record(chat, sender, sms, SKIPPED, key, detail="the text was empty")
-            return
-        partner = chat.partner_of(sender)
-        try:
-            message_ids = self.sender.send(chat.number, partner, sms.text)
-        except SendFailed as error:
-            if error.transient:
-                log.warning(
-                    "Text %s in chat %s not relayed yet: %s", sms.message_id, chat.id, error.message
-                )
-                raise
-            log.error(
-                "Text %s in chat %s cannot be relayed: %s", sms.message_id, chat.id, error.message
-            )
-            self._record(chat, sender, sms, FAILED, key, detail=error.message)
-            return
-        log.info(
-            "Text %s in chat %s relayed to %s as %s",
-            sms.message_id,
-            chat.id,
-            mask(partner),
-            ", ".join(message_ids),
-        )
-        self._record(chat, sender, sms, SENT, key, message_ids=message_ids, detail=detail)
-
-    def _record(
-        self,
-        chat: Chat,
-        sender: str,
-        sms: InboundSms,
-        outcome: str,
-        key: str,
-        *,
-        message_ids: Sequence[str] = (),
-        detail: str | None = None,
-    ) -> None:
-        """Log a text that was dealt with, and settle its claim; a failure must not resend it."""
         record = MessageRecord(
             chat_id=chat.id,
             direction=chat.direction_from(sender),
             at=self.clock(),
-            outcome=outcome,
+            outcome=QUEUED,
             inbound_message_id=sms.message_id,
-            vonage_message_ids=tuple(message_ids),
             detail=detail,
             text=sms.text if self.store_message_bodies and sms.type != "binary" else None,
         )
+        job = None
+        if sms.type == "binary":
+            record = dataclasses.replace(
+                record, outcome=SKIPPED, detail="binary messages are not relayed"
+            )
+        elif not sms.text:
+            record = dataclasses.replace(record, outcome=SKIPPED, detail="the text was empty")
+        else:
+            job = RelayJob(
+                seq=0,
+                chat_id=chat.id,
+                number=chat.number,
+                recipient=chat.partner_of(sender),
+                text=sms.text,
+                inbound_message_id=sms.message_id,
+                received_at=record.at,
+                note=detail,
+            )
+        if self.store.enqueue(key, record, job) is None:
+            log.info("Text %s was dealt with already: this copy is not", sms.message_id)
+            return
+        if job is None:
+            say = log.warning if sms.type == "binary" else log.info
+            say("Text %s in chat %s not relayed: %s", sms.message_id, chat.id, record.detail)
+            return
+        log.info("Text %s in chat %s queued", sms.message_id, chat.id)
         try:
-            self.store.record_message(record, settles=key)
-        except StoreUnavailable:
-            # The text is dealt with: a 5xx now would make Vonage deliver it again.
-            log.error("Text %s in chat %s (%s) was not logged", sms.message_id, chat.id, outcome)
+            self.on_queued()
+        except SmsProxyError as error:
+            # The text is queued: the webhook is dealt with, whatever its relay met.
+            log.warning("Text %s is queued; relaying it met: %s", sms.message_id, error.message)
+
+    def relay_due(self) -> None:
+        """Send every text in the relay queue that is due now, in this thread."""
+        while self.relay_next():
+            pass
+
+    def relay_next(self) -> bool:
+        """Send the next text due in the relay queue, and settle it; False when none is due.
+
+        A failure that may pass gives the text back to the queue, due again after a back-off
+        (its chat's later texts wait behind it); one that will not is logged as failed, and
+        the chat's next text goes. A text still unsent after RELAY_MAX_AGE is given up.
+        """
+        now = self.clock()
+        job = self.store.next_relay(now, self.claim_lease)
+        if job is None:
+            return False
+        if now - job.received_at > self.relay_max_age:
+            detail = f"not sent within RELAY_MAX_AGE ({self.relay_max_age}); given up"
+            log.error("Text %s in chat %s: %s", job.inbound_message_id, job.chat_id, detail)
+            self.store.finish_relay(job.seq, GIVEN_UP, detail=detail)
+            return True
+        self._wait_for_turn(None)
+        try:
+            message_ids = self.sender.send(job.number, job.recipient, job.text)
+        except SendFailed as error:
+            self._relay_failed(job, error)
+            return True
+        log.info(
+            "Text %s in chat %s relayed to %s as %s",
+            job.inbound_message_id,
+            job.chat_id,
+            mask(job.recipient),
+            ", ".join(message_ids),
+        )
+        self._settle(job, SENT, message_ids=message_ids, detail=job.note)
+        return True
+
+    def _settle(self, job: RelayJob, outcome: str, **found) -> None:
+        """Record what became of a text that was tried; a store that fails for a moment is
+        tried again, since a text left held is sent again when its lease runs out."""
+        for pause in (*SETTLE_PAUSES, None):
+            try:
+                self.store.finish_relay(job.seq, outcome, **found)
+                return
+            except StoreUnavailable:
+                if pause is None:
+                    log.error(
+                        "Text %s in chat %s was %s, but that could not be recorded: it may be "
+                        "sent again when its lease runs out",
+                        job.inbound_message_id,
+                        job.chat_id,
+                        outcome,
+                    )
+                    return
+                self.sleep(pause)
+
+    def _relay_failed(self, job: RelayJob, error: SendFailed) -> None:
+        if not error.transient:
+            log.error(
+                "Text %s in chat %s cannot be relayed: %s",
+                job.inbound_message_id,
+                job.chat_id,
+                error.message,
+            )
+            self._settle(job, FAILED, detail=error.message)
+            return
+        now = self.clock()
+        if error.throttled:
+            self.store.delay_sends(now + THROTTLE_PAUSE)
+        wait = min(RETRY_FIRST * 2 ** (job.tries - 1), self.relay_retry_max)
+        wait *= self._random.uniform(0.5, 1.5)
+        log.warning(
+            "Text %s in chat %s not relayed yet (try %d, again in %.0f s): %s",
+            job.inbound_message_id,
+            job.chat_id,
+            job.tries,
+            wait,
+            error.message,
+        )
+        self.store.retry_relay(job.seq, now + timedelta(seconds=wait), error.message)
+
+    def _send_now(self, number: str, recipient: str, text: str) -> list[str]:
+        """Send a text the caller waits for (an intro, an end notice), in its turn."""
+        self._wait_for_turn(SEND_WAIT)
+        return self.sender.send(number, recipient, text)
+
+    def _wait_for_turn(self, bound: timedelta | None) -> None:
+        """Wait for this send's turn under SEND_RATE, shared by every process of the service.
+
+        With a `bound`, raise `SendsBusy` (nothing reserved) if the turn is further off.
+        """
+        if self.send_interval is None:
+            return
+        while True:
+            now = self.clock()
+            slot = self.store.reserve_send(now, self.send_interval, bound or timedelta(seconds=1))
+            if slot is not None:
+                break
+            if bound is not None:
+                raise SendsBusy(
+                    "Too many texts are waiting for their turn to be sent (SEND_RATE); "
+                    "try again shortly."
+                )
+            self.sleep(0.5)
+        if slot > now:
+            self.sleep((slot - now).total_seconds())
 
     def _expire_idle_chats(self) -> None:
         if self.chat_ttl is not None:

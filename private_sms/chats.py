@@ -13,9 +13,12 @@ from datetime import datetime
 ACTIVE, ENDED = "active", "ended"
 # Why a chat ended: through the API (DELETE /chats/<id>), or after CHAT_TTL of silence.
 ENDED_BY_API, EXPIRED = "api", "expired"
-# Directions of a relayed text, and what became of it.
+# Directions of a relayed text, and what became of it: waiting in the relay queue (queued,
+# being sent, waiting to be tried again), then settled (sent, failed for good, given up after
+# RELAY_MAX_AGE, or skipped: binary or empty).
 A_TO_B, B_TO_A = "a-to-b", "b-to-a"
-SENT, FAILED, SKIPPED = "sent", "failed", "skipped"
+QUEUED, SENDING, RETRYING = "queued", "sending", "retrying"
+SENT, FAILED, GIVEN_UP, SKIPPED = "sent", "failed", "given_up", "skipped"
 # Delivery-receipt statuses after which nothing more happens to a text.
 FINAL_RECEIPT_STATUSES = frozenset({"delivered", "expired", "failed", "rejected"})
 
@@ -86,10 +89,30 @@ class MessageRecord:
     seq: int = 0
     # Delivery receipts for the SMS parts Vonage sent, as they arrive.
     receipts: tuple["Receipt", ...] = ()
+    # While the text waits in the relay queue: how often it was tried, and when it is next.
+    tries: int = 0
+    next_try_at: datetime | None = None
 
     def with_receipts(self, receipts: Iterable["Receipt"]) -> "MessageRecord":
         """Return this entry with its delivery receipts."""
         return dataclasses.replace(self, receipts=tuple(receipts))
+
+
+@dataclass(frozen=True, slots=True)
+class RelayJob:
+    """A text waiting in the relay queue: its log entry (`seq`), and what to send where."""
+
+    seq: int
+    chat_id: str
+    number: str
+    recipient: str
+    text: str
+    inbound_message_id: str
+    # When the service received it (the log entry's `at`): the queue gives up past an age.
+    received_at: datetime
+    tries: int = 0
+    # What its log entry says of it once sent ("joined from 3 parts").
+    note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

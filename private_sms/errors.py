@@ -76,24 +76,27 @@ class StoreUnavailable(SmsProxyError):
     headers = {"Retry-After": "5"}
 
 
-class InProgress(SmsProxyError):
-    """A webhook that another request is relaying right now: its copy must come back later."""
-
-    status = 503
-    kind = "in_progress"
-    headers = {"Retry-After": "5"}
-
-
 class SendFailed(SmsProxyError):
     """Vonage did not take a text; `transient` says whether the same send may work later."""
 
     kind = "send_failed"
 
-    def __init__(self, message: str, *, transient: bool) -> None:
+    def __init__(self, message: str, *, transient: bool, throttled: bool = False) -> None:
         super().__init__(message)
         self.transient = transient
+        # Vonage said the account sends too fast: every send of the service should slow down.
+        self.throttled = throttled
 
     @property
     def status(self) -> int:
         """503 (try again later) for a failure that may pass, 502 for one that will not."""
         return 503 if self.transient else 502
+
+
+class SendsBusy(SendFailed):
+    """A send that could not have its turn (SEND_RATE) soon enough: nothing was sent."""
+
+    headers = {"Retry-After": "5"}
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, transient=True)

@@ -44,6 +44,10 @@ DEFAULTS = {
     "DATABASE_TIMEOUT": "5",
     "DATABASE_POOL_SIZE": "32",
     "ACCESS_LOG": "false",
+    "SEND_RATE": "30",
+    "RELAY_WORKERS": "32",
+    "RELAY_MAX_AGE": "86400",
+    "RELAY_RETRY_MAX": "300",
 }
 # The tutorial's name for VONAGE_NUMBER.
 ALIASES = {"VIRTUAL_NUMBER": "VONAGE_NUMBER"}
@@ -86,6 +90,10 @@ class Settings:
     database_pool_size: int
     # Acted on by gunicorn.conf.py.
     access_log: bool
+    send_rate: int
+    relay_workers: int
+    relay_max_age: timedelta
+    relay_retry_max: timedelta
 
     @property
     def dry_run(self) -> bool:
@@ -156,6 +164,11 @@ def load_settings(layers: Iterable[Mapping[str, Any]]) -> Settings:
         database_timeout=_whole_number("DATABASE_TIMEOUT", text, 1, 60, unit="seconds"),
         database_pool_size=_whole_number("DATABASE_POOL_SIZE", text, 1, 1000),
         access_log=_boolean("ACCESS_LOG", text),
+        # Vonage's default limit is 30 sends a second an account; 0: no limit.
+        send_rate=_whole_number("SEND_RATE", text, 0, 10000),
+        relay_workers=_whole_number("RELAY_WORKERS", text, 1, 64),
+        relay_max_age=_seconds("RELAY_MAX_AGE", text),
+        relay_retry_max=_seconds("RELAY_RETRY_MAX", text),
     )
 
 

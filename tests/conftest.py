@@ -29,6 +29,9 @@ def isolated_settings(monkeypatch, tmp_path):
     """Keep a developer's environment and .env out of the tests."""
     for name in [*DEFAULTS, *ALIASES]:
         monkeypatch.delenv(name, raising=False)
+    # Sends at full speed (the service runs in the tests' processes too): the tests of pacing
+    # set SEND_RATE themselves.
+    monkeypatch.setenv("SEND_RATE", "0")
     monkeypatch.chdir(tmp_path)
 
 

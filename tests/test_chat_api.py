@@ -201,6 +201,7 @@ def test_health_says_how_texts_are_sent_where_chats_live_and_the_pool(client):
         "sending": "vonage",
         "store": "memory",
         "virtualNumbers": [VIRTUAL],
+        "queue": {"depth": 0, "oldestAgeSeconds": None},
     }
 
 

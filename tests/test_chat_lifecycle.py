@@ -237,7 +237,7 @@ def test_the_message_log_records_each_text_without_its_body(client, sms_api):
     text(client, BOB, number, "Outside", "0A02")
     client.post(WEBHOOK, data={"msisdn": BOB, "to": number, "messageId": "0A03", "type": "binary"})
     sms_api.then("send-internal-error")
-    assert text(client, ALICE, number, "retry me", "0A04").status_code == 503  # not logged yet
+    assert text(client, ALICE, number, "retry me", "0A04").status_code == 204  # tried again
     log = client.get(f"/chats/{chat['id']}/messages").json
     assert log["nextCursor"] is None
     entries = log["messages"]
@@ -245,13 +245,15 @@ def test_the_message_log_records_each_text_without_its_body(client, sms_api):
         ("a-to-b", "sent", "0A01"),
         ("b-to-a", "failed", "0A02"),
         ("b-to-a", "skipped", "0A03"),
+        ("a-to-b", "retrying", "0A04"),
     ]
     assert entries[0]["vonageMessageIds"] == ["0A0000000123ABCD1"]
     assert entries[0]["detail"] is None
     assert "status 7" in entries[1]["detail"]
     assert entries[2]["detail"] == "binary messages are not relayed"
+    assert (entries[3]["tries"], "status 5" in entries[3]["detail"]) == (1, True)
     assert {e["text"] for e in entries} == {None}
-    assert client.get(f"/chats/{chat['id']}").json["messageCount"] == 3
+    assert client.get(f"/chats/{chat['id']}").json["messageCount"] == 4
 
 
 def test_bodies_are_kept_only_when_store_message_bodies_is_on(client, sms_api, app):
@@ -292,17 +294,20 @@ def test_a_store_that_cannot_answer_gets_a_503_so_vonage_tries_again(app, client
     assert client.get("/chats").status_code == 503
 
 
-def test_a_text_sent_but_not_logged_is_not_sent_again(app, client, sms_api, caplog, monkeypatch):
+def test_a_text_sent_whose_outcome_cannot_be_recorded_is_answered_204_and_said(
+    app, client, sms_api, caplog, monkeypatch
+):
     chat = start(client, ALICE, BOB)
-    store = app.extensions["sms_proxy"].store
+    proxy = app.extensions["sms_proxy"]
 
-    def unavailable(record, settles=None):
+    def unavailable(seq, outcome, **found):
         raise StoreUnavailable("The chat store (the database) cannot be reached right now.")
 
-    monkeypatch.setattr(store, "record_message", unavailable)
+    monkeypatch.setattr(proxy.store, "finish_relay", unavailable)
+    monkeypatch.setattr(proxy, "sleep", lambda seconds: None)
     sms_api.mock.calls.reset()
     with caplog.at_level(logging.ERROR):
         answer = text(client, ALICE, chat["virtualNumber"], "hello")
-    assert answer.status_code == 204  # a 5xx would make Vonage deliver it, and us send it, again
+    assert answer.status_code == 204  # a 5xx would make Vonage deliver it again
     assert len(sms_api.sent) == 1
-    assert "was not logged" in caplog.text
+    assert "could not be recorded: it may be sent again" in caplog.text

@@ -12,16 +12,19 @@ from private_sms.chats import (
     B_TO_A,
     ENDED_BY_API,
     FAILED,
+    QUEUED,
+    RETRYING,
+    SENDING,
     SENT,
     Chat,
     ChatQuery,
     MessageRecord,
     Part,
     Receipt,
+    RelayJob,
     in_order,
 )
 from private_sms.errors import Conflict, StoreUnavailable
-from private_sms.stores.base import BUSY, CLAIMED, DONE
 from private_sms.stores.memory import MemoryChatStore
 from private_sms.stores.sql import SqlChatStore, database_url
 from private_sms.web.shapes import message_json
@@ -253,50 +256,134 @@ def test_an_sql_store_keeps_everything_across_a_restart(store_url):
 LEASE = timedelta(seconds=60)
 
 
-def test_a_webhook_is_claimed_once_until_it_is_released_or_done(store):
+def job(chat: Chat, text: str = "On my way", at: datetime = T0) -> RelayJob:
+    """A text Alice sent in `chat`, to be relayed to Bob."""
+    return RelayJob(0, chat.id, chat.number, BOB, text, f"in-{text}", at)
+
+
+def queued(chat: Chat, at: datetime = T0) -> MessageRecord:
+    return record(chat, at, outcome=QUEUED, vonage_message_ids=())
+
+
+def test_a_webhook_is_queued_once_and_a_copy_does_nothing(store):
     chat = store.create_chat(POOL, ALICE, BOB, T0)
-    assert store.claim("0A01", T0, LEASE)[0] == CLAIMED
-    assert store.claim("0A01", T0 + timedelta(seconds=1), LEASE)[0] == BUSY
-    store.release("0A01")
-    assert store.claim("0A01", T0 + timedelta(seconds=2), LEASE)[0] == CLAIMED
-    store.record_message(record(chat, T0 + timedelta(seconds=3)), settles="0A01")
-    assert store.claim("0A01", T0 + timedelta(hours=23), LEASE)[0] == DONE
-    store.release("0A01")  # a done claim stays done
-    assert store.claim("0A01", T0 + timedelta(hours=23), LEASE)[0] == DONE
-    assert store.claim("0A02", T0, LEASE)[0] == CLAIMED
+    first = store.enqueue("0A01", queued(chat), job(chat))
+    assert first is not None
+    assert store.enqueue("0A01", queued(chat, T0 + timedelta(hours=23)), job(chat)) is None
+    assert store.enqueue("0A02", queued(chat), job(chat, "again")) > first
+    assert [m.outcome for m in store.list_messages(chat.id)] == [QUEUED, QUEUED]
+    assert store.get_chat(chat.id).message_count == 2
+    assert store.queue_state() == (2, T0)
 
 
-def test_a_claim_whose_lease_ran_out_is_taken_over_once(store):
-    assert store.claim("0A01", T0, LEASE)[0] == CLAIMED
-    assert store.claim("0A01", T0 + LEASE - timedelta(seconds=1), LEASE)[0] == BUSY
-    assert store.claim("0A01", T0 + LEASE, LEASE)[0] == CLAIMED
-    assert store.claim("0A01", T0 + LEASE + timedelta(seconds=1), LEASE)[0] == BUSY
-
-
-def test_purge_forgets_claims_older_than_the_cutoff(store):
+def test_purge_forgets_webhooks_older_than_the_cutoff(store):
     chat = store.create_chat(POOL, ALICE, BOB, T0)
-    store.claim("old", T0, LEASE)
-    store.record_message(record(chat, T0), settles="old")
-    store.claim("new", T0 + timedelta(hours=2), LEASE)
-    store.record_message(record(chat, T0 + timedelta(hours=2)), settles="new")
+    store.enqueue("old", record(chat, T0), None)
+    store.enqueue("new", record(chat, T0 + timedelta(hours=2)), None)
     store.purge(T0 + timedelta(hours=1))
-    assert store.claim("old", T0 + timedelta(hours=3), LEASE)[0] == CLAIMED
-    assert store.claim("new", T0 + timedelta(hours=3), LEASE)[0] == DONE
+    assert store.enqueue("old", record(chat, T0 + timedelta(hours=3)), None) is not None
+    assert store.enqueue("new", record(chat, T0 + timedelta(hours=3)), None) is None
 
 
-def test_eight_threads_claiming_one_webhook_get_one_claim(store):
+def test_eight_threads_queueing_one_webhook_queue_it_once(store):
+    chat = store.create_chat(POOL, ALICE, BOB, T0)
     barrier, results = threading.Barrier(8), []
 
-    def claim():
+    def enqueue():
         barrier.wait()
-        results.append(store.claim("0A01", T0, LEASE)[0])
+        results.append(store.enqueue("0A01", queued(chat), job(chat)))
 
-    threads = [threading.Thread(target=claim) for _ in range(8)]
+    threads = [threading.Thread(target=enqueue) for _ in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(results) == [BUSY] * 7 + [CLAIMED]
+    assert sum(seq is not None for seq in results) == 1
+    assert store.queue_state()[0] == 1
+
+
+def test_a_chats_texts_are_relayed_in_order_and_other_chats_go_meanwhile(store):
+    chat = store.create_chat(POOL, ALICE, BOB, T0)
+    other = store.create_chat(POOL, CAROL, DAVE, T0)
+    first = store.enqueue("1", queued(chat), job(chat, "first"))
+    second = store.enqueue("2", queued(chat), job(chat, "second"))
+    elsewhere = store.enqueue("3", queued(other), job(other, "elsewhere"))
+    taken = store.next_relay(T0, LEASE)
+    assert (taken.seq, taken.text, taken.tries, taken.recipient) == (first, "first", 1, BOB)
+    # The chat's second text waits behind the first, which is held: the other chat goes.
+    assert store.next_relay(T0, LEASE).seq == elsewhere
+    assert store.next_relay(T0, LEASE) is None
+    assert [m.outcome for m in store.list_messages(chat.id)] == [SENDING, QUEUED]
+    store.finish_relay(first, SENT, message_ids=["0B01"])
+    assert store.next_relay(T0, LEASE).seq == second
+    (sent, sending) = store.list_messages(chat.id)
+    assert (sent.outcome, sent.vonage_message_ids, sending.outcome) == (SENT, ("0B01",), SENDING)
+    assert store.record_receipt(Receipt("0B01", "delivered", "0", T0)) == chat.id
+
+
+def test_a_text_tried_again_holds_back_its_chat_until_its_next_try(store):
+    chat = store.create_chat(POOL, ALICE, BOB, T0)
+    first = store.enqueue("1", queued(chat), job(chat, "first"))
+    store.enqueue("2", queued(chat), job(chat, "second"))
+    store.next_relay(T0, LEASE)
+    store.retry_relay(first, T0 + timedelta(seconds=2), "HTTP 500")
+    (entry, _) = store.list_messages(chat.id)
+    assert (entry.outcome, entry.tries, entry.next_try_at, entry.detail) == (
+        RETRYING,
+        1,
+        T0 + timedelta(seconds=2),
+        "HTTP 500",
+    )
+    assert store.next_relay(T0 + timedelta(seconds=1), LEASE) is None
+    again = store.next_relay(T0 + timedelta(seconds=2), LEASE)
+    assert (again.seq, again.tries) == (first, 2)
+    store.finish_relay(first, FAILED, detail="Number barred")
+    assert store.next_relay(T0 + timedelta(seconds=2), LEASE).text == "second"
+    assert store.list_messages(chat.id)[0].outcome == FAILED
+
+
+def test_a_text_whose_relay_died_is_taken_again_when_its_lease_runs_out(store):
+    chat = store.create_chat(POOL, ALICE, BOB, T0)
+    seq = store.enqueue("1", queued(chat), job(chat))
+    store.next_relay(T0, LEASE)
+    assert store.next_relay(T0 + LEASE - timedelta(seconds=1), LEASE) is None
+    taken = store.next_relay(T0 + LEASE, LEASE)
+    assert (taken.seq, taken.tries) == (seq, 2)
+
+
+def test_eight_relays_at_once_take_eight_chats_texts_never_two_of_one_chat(store):
+    chats = [store.create_chat(POOL, f"4477009011{n:02d}", BOB, T0) for n in range(3)]
+    chats += [store.create_chat(POOL, f"4477009012{n:02d}", CAROL, T0) for n in range(3)]
+    for n, chat in enumerate(chats):
+        store.enqueue(f"{n}a", queued(chat), job(chat, f"{n}a"))
+        store.enqueue(f"{n}b", queued(chat), job(chat, f"{n}b"))
+    barrier, taken = threading.Barrier(8), []
+
+    def relay():
+        barrier.wait()
+        taken.append(store.next_relay(T0, LEASE))
+
+    threads = [threading.Thread(target=relay) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    texts = sorted(j.text for j in taken if j is not None)
+    assert texts == [f"{n}a" for n in range(6)]
+
+
+def test_sends_are_spaced_for_every_process_that_shares_the_store(store_url, store):
+    others = open_store(store_url) if store_url else store
+    try:
+        interval, bound = timedelta(milliseconds=100), timedelta(seconds=1)
+        slots = [s.reserve_send(T0, interval, bound) for s in (store, others, store, others)]
+        assert slots == [T0 + n * interval for n in range(4)]
+        store.delay_sends(T0 + timedelta(seconds=5))
+        assert others.reserve_send(T0, interval, bound) is None  # too far off: not reserved
+        assert store.reserve_send(T0, interval, timedelta(seconds=6)) == T0 + timedelta(seconds=5)
+    finally:
+        if others is not store:
+            others.close()
 
 
 def part(index: int, total: int = 3, *, ref: str = "7", at: datetime = T0, sender=ALICE) -> Part:
@@ -407,8 +494,7 @@ def test_the_memory_store_keeps_nothing_of_a_text_past_the_retention():
     chat = store.create_chat(POOL, ALICE, BOB, T0)
     for n in range(100):
         key = f"{chat.number}/{ALICE}/0A{n:02d}"
-        store.claim(key, T0, LEASE, chat.id)
-        store.record_message(record(chat, T0, vonage_message_ids=(f"0B{n:02d}",)), settles=key)
+        store.enqueue(key, record(chat, T0, vonage_message_ids=(f"0B{n:02d}",)), None)
         store.record_receipt(Receipt(f"0B{n:02d}", "delivered", "0", T0))
     store.purge(T0 + timedelta(hours=26), messages_before=T0 + timedelta(days=30, seconds=1))
     assert (store._messages[chat.id], store._sent_parts, store._receipts, store._claims) == (
@@ -436,14 +522,6 @@ def test_find_chats_returns_the_chats_active_in_a_window(store):
     assert found(-5, -2) == []
     assert store.find_chats(ONE, BOB, at(61), at(64)) == []
     assert [c.id for c in store.find_chats(ONE, BOB, at(50), at(53))] == [first.id]
-
-
-def test_a_released_claim_is_taken_again_with_the_chat_it_was_routed_to(store):
-    assert store.claim("k", T0, LEASE, "chat-1") == (CLAIMED, "chat-1")
-    store.release("k")
-    assert store.claim("k", T0 + timedelta(seconds=1), LEASE, "chat-2") == (CLAIMED, "chat-1")
-    store.settle("k", T0 + timedelta(seconds=2))
-    assert store.claim("k", T0 + timedelta(seconds=3), LEASE, "chat-2") == (DONE, "chat-1")
 
 
 def test_parts_of_two_senders_with_one_message_id_are_kept_apart(store):

@@ -89,6 +89,7 @@ def test_every_webhook_is_relayed_exactly_once_in_each_format(service, standin):
     answers = Counter(in_parallel(lambda session, job: webhook(session, url, *job), jobs))
 
     assert answers == {204: len(jobs)}
+    standin.wait_for(sent_before + len(jobs))
     relayed = Counter(
         (s["from"], s["to"], s["text"], s["type"]) for s in standin.sent[sent_before:]
     )
@@ -164,6 +165,7 @@ def test_a_thousand_chats_over_a_pool_of_ten_relay_exactly(tmp_path, standin, st
         random.Random(3).shuffle(jobs)
         answers = Counter(in_parallel(lambda session, job: webhook(session, url, *job), jobs))
         assert answers == {204: len(jobs)}
+        standin.wait_for(sent_before + len(jobs))
         relayed = Counter((s["from"], s["to"], s["text"]) for s in standin.sent[sent_before:])
         assert relayed == expected  # each text once, to the partner, from its chat's number
 

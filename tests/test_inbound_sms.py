@@ -130,7 +130,7 @@ def test_a_binary_message_is_not_sent_as_text(deliver, client, sms_api, chat, ca
     del fields["text"]
     assert deliver("POST", fields).status_code == 204
     assert sms_api.sent == []
-    assert "is binary: only text is relayed" in caplog.text
+    assert "not relayed: binary messages are not relayed" in caplog.text
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -146,20 +146,25 @@ def test_a_binary_message_is_not_sent_as_text(deliver, client, sms_api, chat, ca
         requests.ReadTimeout("read timed out"),
     ],
 )
-def test_a_failure_that_may_pass_answers_503_and_the_redelivery_relays_once(
-    deliver, client, sms_api, chat, fmt, failure
+def test_a_failure_that_may_pass_is_tried_again_from_the_queue_and_the_chat_keeps_its_order(
+    deliver, app, clock, client, sms_api, chat, fmt, failure
 ):
-    # A throttled send is tried a few times in-process before the webhook gets its 503.
+    # A throttled send is tried a few times in-process before it goes back to the queue.
     tries = len(THROTTLE_BACKOFF) + 1 if failure in ("send-throttled", 429) else 1
     sms_api.then(*[failure] * tries)
-    fields = inbound(msisdn=ALICE, text="Running late")
-    first = deliver(fmt, fields)
-    assert first.status_code == 503
-    assert first.json["error"] == "send_failed"
-    # Vonage delivers the webhook again later; this time the SMS API takes the text.
-    assert deliver(fmt, fields).status_code == 204
-    assert sms_api.texts()[-1] == (VIRTUAL, BOB, "Running late", "text")
-    assert len(sms_api.sent) == tries + 1
+    # Vonage's webhook is answered at once: the text waits in the queue, not in Vonage's retries.
+    assert deliver(fmt, inbound(msisdn=ALICE, text="Running late")).status_code == 204
+    later = inbound(msisdn=ALICE, text="I'm here", messageId="0A0000000123ABCE")
+    assert deliver(fmt, later).status_code == 204
+    assert len(sms_api.sent) == tries  # the second text waits behind the first
+    (first, second) = client.get(f"/chats/{chat['id']}/messages").json["messages"]
+    assert (first["outcome"], first["tries"], second["outcome"]) == ("retrying", 1, "queued")
+    assert first["nextTryAt"] and first["detail"]  # when it is tried next, and why
+    clock.advance(2)
+    app.extensions["sms_proxy"].relay_due()
+    assert [t[2] for t in sms_api.texts()[tries:]] == ["Running late", "I'm here"]
+    log = client.get(f"/chats/{chat['id']}/messages").json["messages"]
+    assert [m["outcome"] for m in log] == ["sent", "sent"]
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

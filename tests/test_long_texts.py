@@ -107,15 +107,16 @@ def test_parts_wait_in_the_store_through_a_restart_and_across_workers(app, confi
         worker.extensions["sms_proxy"].store.close()
 
 
-def test_a_transient_failure_of_the_whole_text_is_tried_again_with_the_last_part(
-    client, chat, sms_api
+def test_a_transient_failure_of_the_whole_text_is_tried_again_from_the_queue(
+    app, clock, client, chat, sms_api
 ):
     client.post(WEBHOOK, data=part(PARTS, 1))
     client.post(WEBHOOK, data=part(PARTS, 2))
     sms_api.then(503)
-    assert client.post(WEBHOOK, data=part(PARTS, 3)).status_code == 503
-    assert client.post(WEBHOOK, data=part(PARTS, 3)).status_code == 204  # Vonage, again
     assert client.post(WEBHOOK, data=part(PARTS, 3)).status_code == 204
+    assert client.post(WEBHOOK, data=part(PARTS, 3)).status_code == 204  # Vonage, again
+    clock.advance(2)
+    app.extensions["sms_proxy"].relay_due()
     assert sms_api.texts()[-1] == (VIRTUAL, BOB, LONG, "text")
     assert len(sms_api.sent) == 2
 
@@ -144,7 +145,7 @@ def test_parts_that_never_complete_are_relayed_as_received_after_the_timeout(
     assert [t[2] for t in sms_api.texts()] == [PARTS[0] + PARTS[2], PARTS[1]]
 
 
-def test_a_timed_out_text_whose_send_fails_for_now_waits_for_the_next_sweep(
+def test_a_timed_out_text_whose_send_fails_for_now_is_tried_again_from_the_queue(
     app, clock, client, chat, sms_api
 ):
     proxy = app.extensions["sms_proxy"]
@@ -153,9 +154,11 @@ def test_a_timed_out_text_whose_send_fails_for_now_waits_for_the_next_sweep(
     sms_api.then(500)
     proxy.sweep()
     assert len(sms_api.sent) == 1
-    proxy.sweep()
+    proxy.sweep()  # the parts are queued once: the sweep does not queue them again
+    clock.advance(2)
+    proxy.relay_due()
     assert sms_api.texts()[-1] == (VIRTUAL, BOB, PARTS[0], "text")
-    proxy.sweep()
+    proxy.relay_due()
     assert len(sms_api.sent) == 2
 
 

@@ -9,6 +9,7 @@ import random
 import ssl
 import sys
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -79,10 +80,17 @@ class VonageStandIn:
             roll -= rate
         return None
 
+    def wait_for(self, count: int, timeout: float = 60) -> None:
+        """Wait until `count` texts were taken (a text acknowledged is sent from the relay
+        queue, a moment later), or `timeout` seconds pass."""
+        deadline = time.monotonic() + timeout
+        while len(self.sent) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+
     def _record(self, fields: dict) -> str:
         message_id = uuid.uuid4().hex[:16].upper()
         with self._lock:
-            self.sent.append({**fields, "message-id": message_id})
+            self.sent.append({**fields, "message-id": message_id, "at": time.time()})
         return message_id
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:

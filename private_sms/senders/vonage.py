@@ -46,7 +46,7 @@ class Throttled(SendFailed):
     """Vonage answered that texts are coming too fast (status 1, HTTP 429): nothing was sent."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(message, transient=True)
+        super().__init__(message, transient=True, throttled=True)
 
 
 class SdkChanged(RuntimeError):

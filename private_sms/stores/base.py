@@ -1,4 +1,4 @@
-"""The interface every chat store implements, documented once, and what a claim may find.
+"""The interface every chat store implements, documented once.
 
 A backend lives in a module of its own (memory, sql) and is imported only when chosen
 (`open_store`).
@@ -8,12 +8,10 @@ import abc
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from private_sms.chats import Chat, ChatQuery, MessageRecord, Part, Receipt
+from private_sms.chats import Chat, ChatQuery, MessageRecord, Part, Receipt, RelayJob
 
-# What `claim` finds for a webhook: new to this request, being dealt with elsewhere, or done.
-CLAIMED, BUSY, DONE = "claimed", "busy", "done"
-# A claim given up after a failure that may pass: the next copy takes it, with its chat.
-RELEASED = "released"
+# A webhook dealt with (its text queued, skipped or dropped): a copy of it does nothing.
+DONE = "done"
 
 
 class ChatStore(abc.ABC):
@@ -89,20 +87,52 @@ class ChatStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    def claim(
-        self, key: str, now: datetime, lease: timedelta, chat_id: str | None = None
-    ) -> tuple[str, str | None]:
-        """Claim the webhook `key` (its number, sender and messageId) for the caller.
+    def enqueue(self, key: str, record: MessageRecord, job: RelayJob | None) -> int | None:
+        """Take webhook `key` (its number, sender and messageId) as dealt with, log `record`
+        and put `job` (its text, to send) in the relay queue, in one step; return the entry's
+        `seq`. None, and nothing done, when `key` was taken before: the webhook is a copy.
 
-        Returns the state and the chat the webhook was routed to when it was first claimed
-        (`chat_id`, kept with a new claim). CLAIMED: the caller deals with it (it is new, was
-        released, or an earlier claim's lease ran out). BUSY: another request holds it.
-        DONE: it was dealt with.
+        `job` None logs an entry that is settled already (a skipped text). The job's `seq`
+        is filled in here.
         """
 
     @abc.abstractmethod
-    def release(self, key: str) -> None:
-        """Give up a claim that did not get done; a redelivery takes it, with its chat."""
+    def next_relay(self, now: datetime, lease: timedelta) -> RelayJob | None:
+        """Take the next text due to be sent, and hold it for `lease`; None when none is due.
+
+        Only the oldest waiting text of a chat is ever due (a chat's texts go in order): it
+        is queued, or its next try has come, or the lease of whoever took it ran out. Its log
+        entry shows it `sending`, and its tries count one more.
+        """
+
+    @abc.abstractmethod
+    def finish_relay(
+        self,
+        seq: int,
+        outcome: str,
+        *,
+        message_ids: Sequence[str] = (),
+        detail: str | None = None,
+    ) -> None:
+        """Take the text out of the relay queue and settle its log entry with `outcome`."""
+
+    @abc.abstractmethod
+    def retry_relay(self, seq: int, next_try_at: datetime, detail: str) -> None:
+        """Give the text back to the queue, due again at `next_try_at`, after `detail`."""
+
+    @abc.abstractmethod
+    def queue_state(self) -> tuple[int, datetime | None]:
+        """Return how many texts wait in the relay queue, and when the oldest was received."""
+
+    @abc.abstractmethod
+    def reserve_send(self, now: datetime, interval: timedelta, bound: timedelta) -> datetime | None:
+        """Reserve the next moment a send may go, `interval` after the one before it, for
+        every process that shares the store; None (nothing reserved) when that is later than
+        `now + bound`."""
+
+    @abc.abstractmethod
+    def delay_sends(self, until: datetime) -> None:
+        """Let no send go before `until` (Vonage said the account sends too fast)."""
 
     @abc.abstractmethod
     def settle(self, key: str, at: datetime) -> None:

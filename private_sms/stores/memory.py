@@ -4,20 +4,24 @@ import bisect
 import dataclasses
 import itertools
 import threading
+from collections import deque
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from private_sms.chats import (
     ENDED,
     EXPIRED,
+    RETRYING,
+    SENDING,
     Chat,
     ChatQuery,
     MessageRecord,
     Part,
     Receipt,
+    RelayJob,
     new_chat_id,
 )
-from private_sms.stores.base import BUSY, CLAIMED, DONE, RELEASED, ChatStore
+from private_sms.stores.base import DONE, ChatStore
 from private_sms.stores.rules import check_part_fits, pick_free_number
 
 
@@ -46,6 +50,13 @@ class MemoryChatStore(ChatStore):
         self._receipts: dict[str, Receipt] = {}
         # Webhook key to (CLAIMED, RELEASED or DONE, when, the chat it was routed to).
         self._claims: dict[str, tuple[str, datetime, str | None]] = {}
+        # The relay queue: each chat's waiting texts, oldest first; each text's job; until when
+        # a relay holds it; when it is due again after a failure; when the next send may go.
+        self._queue: dict[str, deque[int]] = {}
+        self._jobs: dict[int, RelayJob] = {}
+        self._held: dict[int, datetime] = {}
+        self._due: dict[int, datetime] = {}
+        self._next_send = datetime.min.replace(tzinfo=UTC)
         # Parts of long texts by key; those relayed, with when; those waiting, by text.
         self._parts: dict[tuple[str, str, str], Part] = {}
         self._relayed_parts: dict[tuple[str, str, str], datetime] = {}
@@ -74,6 +85,8 @@ class MemoryChatStore(ChatStore):
             if chat is not None:
                 self._unroute(chat)
                 self._messages.pop(chat_id, None)
+                for seq in self._queue.pop(chat_id, ()):
+                    self._jobs.pop(seq, None)
 
     def find_active(self, number: str, participant: str) -> Chat | None:
         # Two dict reads, each atomic; a chat ended in between is returned ended, and the
@@ -137,21 +150,114 @@ class MemoryChatStore(ChatStore):
         with self._lock:
             if settles is not None:
                 self._claims[settles] = (DONE, record.at, record.chat_id)
-            chat = self._chats.get(record.chat_id)
-            if chat is None:
+            self._log(record)
+
+    def _log(self, record: MessageRecord) -> int | None:
+        chat = self._chats.get(record.chat_id)
+        if chat is None:
+            return None
+        seq = next(self._message_seq)
+        self._messages.setdefault(record.chat_id, []).append(dataclasses.replace(record, seq=seq))
+        for message_id in record.vonage_message_ids:
+            self._sent_parts[message_id] = chat.id
+        self._chats[chat.id] = dataclasses.replace(
+            chat,
+            message_count=chat.message_count + 1,
+            last_activity_at=record.at,
+        )
+        if chat.id in self._by_activity:
+            del self._by_activity[chat.id]
+            self._by_activity[chat.id] = None
+        return seq
+
+    def enqueue(self, key: str, record: MessageRecord, job: RelayJob | None) -> int | None:
+        with self._lock:
+            if key in self._claims:
+                return None
+            self._claims[key] = (DONE, record.at, record.chat_id)
+            seq = self._log(record)
+            if job is not None and seq is not None:
+                self._jobs[seq] = dataclasses.replace(job, seq=seq)
+                self._queue.setdefault(job.chat_id, deque()).append(seq)
+            return seq
+
+    def next_relay(self, now: datetime, lease: timedelta) -> RelayJob | None:
+        with self._lock:
+            for chat_id, waiting in self._queue.items():
+                seq = waiting[0]
+                if self._held.get(seq, now) > now or self._due.get(seq, now) > now:
+                    continue
+                job = self._jobs[seq] = dataclasses.replace(
+                    self._jobs[seq], tries=self._jobs[seq].tries + 1
+                )
+                self._held[seq] = now + lease
+                self._update_entry(chat_id, seq, outcome=SENDING, tries=job.tries)
+                return job
+        return None
+
+    def finish_relay(
+        self,
+        seq: int,
+        outcome: str,
+        *,
+        message_ids: Sequence[str] = (),
+        detail: str | None = None,
+    ) -> None:
+        with self._lock:
+            job = self._jobs.pop(seq, None)
+            if job is None:
                 return
-            log = self._messages.setdefault(record.chat_id, [])
-            log.append(dataclasses.replace(record, seq=next(self._message_seq)))
-            for message_id in record.vonage_message_ids:
-                self._sent_parts[message_id] = chat.id
-            self._chats[chat.id] = dataclasses.replace(
-                chat,
-                message_count=chat.message_count + 1,
-                last_activity_at=record.at,
+            waiting = self._queue[job.chat_id]
+            waiting.remove(seq)
+            if not waiting:
+                del self._queue[job.chat_id]
+            self._held.pop(seq, None)
+            self._due.pop(seq, None)
+            self._update_entry(
+                job.chat_id,
+                seq,
+                outcome=outcome,
+                vonage_message_ids=tuple(message_ids),
+                detail=detail,
+                tries=0,
+                next_try_at=None,
             )
-            if chat.id in self._by_activity:
-                del self._by_activity[chat.id]
-                self._by_activity[chat.id] = None
+            for message_id in message_ids:
+                self._sent_parts[message_id] = job.chat_id
+
+    def retry_relay(self, seq: int, next_try_at: datetime, detail: str) -> None:
+        with self._lock:
+            job = self._jobs.get(seq)
+            if job is None:
+                return
+            self._held.pop(seq, None)
+            self._due[seq] = next_try_at
+            self._update_entry(
+                job.chat_id, seq, outcome=RETRYING, detail=detail, next_try_at=next_try_at
+            )
+
+    def queue_state(self) -> tuple[int, datetime | None]:
+        with self._lock:
+            oldest = min((job.received_at for job in self._jobs.values()), default=None)
+            return len(self._jobs), oldest
+
+    def reserve_send(self, now: datetime, interval: timedelta, bound: timedelta) -> datetime | None:
+        with self._lock:
+            slot = max(self._next_send, now)
+            if slot > now + bound:
+                return None
+            self._next_send = slot + interval
+            return slot
+
+    def delay_sends(self, until: datetime) -> None:
+        with self._lock:
+            self._next_send = max(self._next_send, until)
+
+    def _update_entry(self, chat_id: str, seq: int, **changes) -> None:
+        log = self._messages.get(chat_id, [])
+        i = bisect.bisect_left(log, seq, key=lambda record: record.seq)
+        if i < len(log) and log[i].seq == seq:
+            log[i] = dataclasses.replace(log[i], **changes)
 
     def list_messages(
         self, chat_id: str, *, limit: int = 50, after: int | None = None
@@ -175,27 +281,9 @@ class MemoryChatStore(ChatStore):
                 self._receipts[receipt.message_id] = receipt
             return chat_id
 
-    def claim(
-        self, key: str, now: datetime, lease: timedelta, chat_id: str | None = None
-    ) -> tuple[str, str | None]:
-        with self._lock:
-            state, at, routed_to = self._claims.get(key, (None, now, chat_id))
-            if state == DONE:
-                return DONE, routed_to
-            if state == CLAIMED and at + lease > now:
-                return BUSY, routed_to
-            self._claims[key] = (CLAIMED, now, routed_to)
-            return CLAIMED, routed_to
-
-    def release(self, key: str) -> None:
-        with self._lock:
-            state, at, chat_id = self._claims.get(key, (None, None, None))
-            if state == CLAIMED:
-                self._claims[key] = (RELEASED, at, chat_id)
-
     def settle(self, key: str, at: datetime) -> None:
         with self._lock:
-            self._claims[key] = (DONE, at, self._claims.get(key, (None, None, None))[2])
+            self._claims.setdefault(key, (DONE, at, None))
 
     def add_part(self, part: Part) -> list[Part] | None:
         with self._lock:

@@ -11,7 +11,8 @@ health = Blueprint("health", __name__)
 @health.get("/")
 def health_answer():
     """Say whether the service can serve: how it sends, where chats live (and whether that
-    store answers) and the pool of numbers. 503 while the store does not answer."""
+    store answers), the pool of numbers, and the relay queue's depth and oldest text's age.
+    503 while the store does not answer."""
     service = proxy()
     answer = {
         "status": "ok",
@@ -21,6 +22,8 @@ def health_answer():
     }
     try:
         service.ping()
+        depth, age = service.queue_state()
+        answer["queue"] = {"depth": depth, "oldestAgeSeconds": age}
     except StoreUnavailable as error:
         return (
             {**answer, "status": "store_unavailable", "message": error.message},

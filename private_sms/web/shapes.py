@@ -32,6 +32,9 @@ def message_json(record: MessageRecord) -> dict[str, Any]:
         "vonageMessageIds": list(record.vonage_message_ids),
         "receipts": [receipt_json(receipt) for receipt in record.receipts],
         "text": record.text,
+        # While the text waits in the relay queue: how often it was tried, and when next.
+        "tries": record.tries,
+        "nextTryAt": record.next_try_at.isoformat() if record.next_try_at else None,
     }
 
 

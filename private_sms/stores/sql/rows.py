@@ -4,7 +4,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from private_sms.chats import Chat, MessageRecord, Part, Receipt
+from private_sms.chats import Chat, MessageRecord, Part, Receipt, RelayJob
 
 
 def _value(cls: type, row: Mapping[str, Any], **columns: str) -> Any:
@@ -37,3 +37,8 @@ def message(row: Mapping[str, Any]) -> MessageRecord:
     """Return the log entry a `messages` row holds (its parts' ids are kept comma-separated)."""
     ids = row["vonage_message_ids"]
     return _value(MessageRecord, {**row, "vonage_message_ids": tuple(filter(None, ids.split(",")))})
+
+
+def relay_job(row: Mapping[str, Any]) -> RelayJob:
+    """Return the text waiting to be relayed that a `relay_queue` row holds."""
+    return _value(RelayJob, row)

@@ -141,3 +141,29 @@ parts = Table(
         postgresql_where=text("relayed_at IS NULL"),
     ),
 )
+# The relay queue: a text waits here, beside its log entry (`seq`), from the webhook's answer
+# until it is settled; a chat's texts go in `seq` order. `lease_until`: a relay took it and
+# holds it until then (after a crash, another takes it when the lease runs out).
+relay_queue = Table(
+    "relay_queue",
+    metadata,
+    Column("seq", Serial, ForeignKey("messages.seq"), primary_key=True, autoincrement=False),
+    Column("chat_id", String(32), nullable=False),
+    Column("number", String(15), nullable=False),
+    Column("recipient", String(15), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("inbound_message_id", String(64), nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("tries", Integer, nullable=False),
+    Column("next_try_at", UtcDateTime, nullable=False),
+    Column("lease_until", UtcDateTime),
+    Column("note", Text),
+    Index("relay_queue_of_a_chat", "chat_id", "seq"),
+)
+# One row: the moment the next send may go, for every process that shares the store (SEND_RATE).
+pacer = Table(
+    "pacer",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("next_at", UtcDateTime, nullable=False),
+)

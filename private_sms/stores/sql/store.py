@@ -18,6 +18,7 @@ from sqlalchemy import (
     Select,
     bindparam,
     delete,
+    exists,
     func,
     insert,
     inspect,
@@ -30,8 +31,17 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
 
 from private_sms import chats as domain
-from private_sms.chats import Chat, ChatQuery, MessageRecord, Part, Receipt
-from private_sms.stores.base import BUSY, CLAIMED, DONE, RELEASED, ChatStore
+from private_sms.chats import (
+    RETRYING,
+    SENDING,
+    Chat,
+    ChatQuery,
+    MessageRecord,
+    Part,
+    Receipt,
+    RelayJob,
+)
+from private_sms.stores.base import DONE, ChatStore
 from private_sms.stores.rules import check_part_fits, no_free_number, pick_free_number
 from private_sms.stores.sql import rows
 from private_sms.stores.sql.engine import DEFAULT_TIMEOUT_SECONDS, make_engine, unavailable_as_503
@@ -41,8 +51,10 @@ from private_sms.stores.sql.schema import (
     claims,
     messages,
     metadata,
+    pacer,
     parts,
     receipts,
+    relay_queue,
     routes,
     sent_parts,
 )
@@ -148,6 +160,7 @@ class SqlChatStore(ChatStore):
     def delete_chat(self, chat_id: str) -> None:
         with self._write() as conn:
             conn.execute(delete(routes).where(routes.c.chat_id == chat_id))
+            conn.execute(delete(relay_queue).where(relay_queue.c.chat_id == chat_id))
             logged = select(messages.c.seq).where(messages.c.chat_id == chat_id)
             conn.execute(delete(sent_parts).where(sent_parts.c.message_seq.in_(logged)))
             conn.execute(delete(messages).where(messages.c.chat_id == chat_id))
@@ -235,40 +248,50 @@ class SqlChatStore(ChatStore):
         with self._write() as conn:
             if settles is not None:
                 self._settle(conn, settles, record.at, record.chat_id)
-            touched = conn.execute(
-                update(chats)
-                .where(chats.c.id == record.chat_id)
-                .values(message_count=chats.c.message_count + 1, last_activity_at=record.at)
-            ).rowcount
-            if touched:
-                seq = conn.execute(
-                    insert(messages)
-                    .values(
-                        chat_id=record.chat_id,
-                        direction=record.direction,
-                        at=record.at,
-                        outcome=record.outcome,
-                        inbound_message_id=record.inbound_message_id,
-                        vonage_message_ids=",".join(record.vonage_message_ids),
-                        detail=record.detail,
-                        text=record.text,
-                    )
-                    .returning(messages.c.seq)
-                ).scalar_one()
-                if record.vonage_message_ids:
-                    conn.execute(
-                        insert(sent_parts),
-                        [
-                            {"message_seq": seq, "vonage_message_id": message_id}
-                            for message_id in dict.fromkeys(record.vonage_message_ids)
-                        ],
-                    )
+            self._log(conn, record)
+
+    def _log(self, conn: Connection, record: MessageRecord) -> int | None:
+        touched = conn.execute(
+            update(chats)
+            .where(chats.c.id == record.chat_id)
+            .values(message_count=chats.c.message_count + 1, last_activity_at=record.at)
+        ).rowcount
+        if not touched:
+            return None
+        seq = conn.execute(
+            insert(messages)
+            .values(
+                chat_id=record.chat_id,
+                direction=record.direction,
+                at=record.at,
+                outcome=record.outcome,
+                inbound_message_id=record.inbound_message_id,
+                vonage_message_ids=",".join(record.vonage_message_ids),
+                detail=record.detail,
+                text=record.text,
+            )
+            .returning(messages.c.seq)
+        ).scalar_one()
+        if record.vonage_message_ids:
+            conn.execute(
+                insert(sent_parts),
+                [
+                    {"message_seq": seq, "vonage_message_id": message_id}
+                    for message_id in dict.fromkeys(record.vonage_message_ids)
+                ],
+            )
+        return seq
 
     def list_messages(
         self, chat_id: str, *, limit: int = 50, after: int | None = None
     ) -> list[MessageRecord]:
         query = (
-            select(messages)
+            select(
+                messages,
+                func.coalesce(relay_queue.c.tries, 0).label("tries"),
+                relay_queue.c.next_try_at,
+            )
+            .select_from(messages.outerjoin(relay_queue, relay_queue.c.seq == messages.c.seq))
             .where(messages.c.chat_id == chat_id)
             .order_by(messages.c.seq)
             .limit(limit)
@@ -316,45 +339,145 @@ class SqlChatStore(ChatStore):
                 )
         return chat_id
 
-    def claim(
-        self, key: str, now: datetime, lease: timedelta, chat_id: str | None = None
-    ) -> tuple[str, str | None]:
+    def enqueue(self, key: str, record: MessageRecord, job: RelayJob | None) -> int | None:
         with self._write() as conn:
-            new = conn.execute(
+            done = {"state": DONE, "at": record.at, "chat_id": record.chat_id}
+            # A claim of an earlier version, left claimed or released, is taken over.
+            taken = conn.execute(
                 self._insert(claims)
-                .values(key=key, state=CLAIMED, at=now, chat_id=chat_id)
-                .on_conflict_do_nothing(index_elements=["key"])
+                .values(key=key, **done)
+                .on_conflict_do_update(
+                    index_elements=["key"], set_=done, where=claims.c.state != DONE
+                )
                 .returning(claims.c.key)
             ).first()
-            if new is not None:
-                return CLAIMED, chat_id
-            # Take a released claim, or one whose holder has had far longer than a relay takes.
-            taken_over = conn.execute(
-                update(claims)
-                .where(
-                    claims.c.key == key,
-                    or_(
-                        claims.c.state == RELEASED,
-                        (claims.c.state == CLAIMED) & (claims.c.at <= now - lease),
-                    ),
+            if taken is None:
+                return None
+            seq = self._log(conn, record)
+            if job is not None and seq is not None:
+                conn.execute(
+                    insert(relay_queue).values(
+                        seq=seq,
+                        chat_id=job.chat_id,
+                        number=job.number,
+                        recipient=job.recipient,
+                        text=job.text,
+                        inbound_message_id=job.inbound_message_id,
+                        received_at=job.received_at,
+                        tries=0,
+                        next_try_at=job.received_at,
+                        note=job.note,
+                    )
                 )
-                .values(state=CLAIMED, at=now)
-                .returning(claims.c.chat_id)
-            ).first()
-            if taken_over is not None:
-                return CLAIMED, taken_over.chat_id
-            found = conn.execute(
-                select(claims.c.state, claims.c.chat_id).where(claims.c.key == key)
-            ).first()
-        return (DONE if found.state == DONE else BUSY), found.chat_id
+            return seq
 
-    def release(self, key: str) -> None:
+    def next_relay(self, now: datetime, lease: timedelta) -> RelayJob | None:
+        earlier = relay_queue.alias("earlier")
+        due = (
+            select(relay_queue)
+            .where(
+                relay_queue.c.next_try_at <= now,
+                or_(relay_queue.c.lease_until.is_(None), relay_queue.c.lease_until <= now),
+                ~exists().where(
+                    earlier.c.chat_id == relay_queue.c.chat_id, earlier.c.seq < relay_queue.c.seq
+                ),
+            )
+            .order_by(relay_queue.c.seq)
+            .limit(1)
+        )
+        # Most looks of an idle worker find nothing: look before taking SQLite's write lock.
+        with self._read() as conn:
+            if conn.execute(due).first() is None:
+                return None
+        if self.kind == "postgresql":
+            # Relays in other processes skip the row this one takes, and take other chats'.
+            due = due.with_for_update(skip_locked=True)
+        with self._write() as conn:
+            row = conn.execute(due).mappings().first()
+            if row is None:
+                return None
+            this = relay_queue.c.seq == row["seq"]
+            conn.execute(
+                update(relay_queue)
+                .where(this)
+                .values(lease_until=now + lease, tries=relay_queue.c.tries + 1)
+            )
+            conn.execute(
+                update(messages).where(messages.c.seq == row["seq"]).values(outcome=SENDING)
+            )
+        return rows.relay_job({**row, "tries": row["tries"] + 1})
+
+    def finish_relay(
+        self,
+        seq: int,
+        outcome: str,
+        *,
+        message_ids: Sequence[str] = (),
+        detail: str | None = None,
+    ) -> None:
+        with self._write() as conn:
+            gone = conn.execute(delete(relay_queue).where(relay_queue.c.seq == seq)).rowcount
+            if not gone:
+                return
+            conn.execute(
+                update(messages)
+                .where(messages.c.seq == seq)
+                .values(outcome=outcome, vonage_message_ids=",".join(message_ids), detail=detail)
+            )
+            if message_ids:
+                conn.execute(
+                    insert(sent_parts),
+                    [
+                        {"message_seq": seq, "vonage_message_id": message_id}
+                        for message_id in dict.fromkeys(message_ids)
+                    ],
+                )
+
+    def retry_relay(self, seq: int, next_try_at: datetime, detail: str) -> None:
         with self._write() as conn:
             conn.execute(
-                update(claims)
-                .where(claims.c.key == key, claims.c.state == CLAIMED)
-                .values(state=RELEASED)
+                update(relay_queue)
+                .where(relay_queue.c.seq == seq)
+                .values(lease_until=None, next_try_at=next_try_at)
             )
+            conn.execute(
+                update(messages)
+                .where(messages.c.seq == seq)
+                .values(outcome=RETRYING, detail=detail)
+            )
+
+    def queue_state(self) -> tuple[int, datetime | None]:
+        with self._read() as conn:
+            depth, oldest = conn.execute(
+                select(func.count(), func.min(relay_queue.c.received_at))
+            ).one()
+        return depth, oldest
+
+    def reserve_send(self, now: datetime, interval: timedelta, bound: timedelta) -> datetime | None:
+        with self._write() as conn:
+            next_at = self._next_send(conn, now)
+            slot = max(next_at, now)
+            if slot > now + bound:
+                return None
+            conn.execute(update(pacer).where(pacer.c.id == 1).values(next_at=slot + interval))
+        return slot
+
+    def delay_sends(self, until: datetime) -> None:
+        with self._write() as conn:
+            if self._next_send(conn, until) < until:
+                conn.execute(update(pacer).where(pacer.c.id == 1).values(next_at=until))
+
+    def _next_send(self, conn: Connection, now: datetime) -> datetime:
+        """The pacer's moment, its row locked for this transaction (made if missing)."""
+        conn.execute(
+            self._insert(pacer)
+            .values(id=1, next_at=now)
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
+        found = select(pacer.c.next_at).where(pacer.c.id == 1)
+        if self.kind == "postgresql":
+            found = found.with_for_update()
+        return conn.execute(found).scalar_one()
 
     def settle(self, key: str, at: datetime) -> None:
         with self._write() as conn:
@@ -458,6 +581,7 @@ class SqlChatStore(ChatStore):
             if messages_before is None:
                 return
             old = select(messages.c.seq).where(messages.c.at < messages_before)
+            conn.execute(delete(relay_queue).where(relay_queue.c.seq.in_(old)))
             parts_of_old = select(sent_parts.c.vonage_message_id).where(
                 sent_parts.c.message_seq.in_(old)
             )
