@@ -11,7 +11,7 @@ from flask import Flask
 from private_sms.errors import StoreUnavailable
 from private_sms.logs import configure_logging
 from private_sms.phone_numbers import mask
-from private_sms.relayer import Relayer
+from private_sms.relayer import DEFAULT_WORKERS, MOST_WORKERS, Relayer
 from private_sms.senders import SmsSender, open_sender
 from private_sms.settings import (
     Settings,
@@ -167,7 +167,8 @@ def register_relayer(app: Flask, settings: Settings) -> None:
     """Send queued texts in RELAY_WORKERS threads, woken when a text is queued. (Without
     them, as in tests, a queued text is sent at once in the request's own thread.)"""
     proxy = app.extensions["sms_proxy"]
-    relayer = app.extensions["relayer"] = Relayer(proxy.relay_next, settings.relay_workers)
+    workers = settings.relay_workers or DEFAULT_WORKERS.get(proxy.store.kind, MOST_WORKERS)
+    relayer = app.extensions["relayer"] = Relayer(proxy.relay_next, workers)
     proxy.on_queued = relayer.wake
     relayer.start()
 

@@ -9,6 +9,11 @@ from private_sms.errors import SmsProxyError
 
 log = logging.getLogger(__name__)
 
+# Relay workers a process runs unless RELAY_WORKERS says: SQLite has one writer, and more
+# workers only queue for its lock; the others gain from one for each send in flight.
+DEFAULT_WORKERS = {"sqlite": 4}
+MOST_WORKERS = 32
+
 # How long an idle worker waits before it looks again for texts another process queued
 # (jittered by half either way, so that a process's idle workers look one after another).
 IDLE_SECONDS = 1.0
@@ -21,6 +26,8 @@ class Relayer:
     def __init__(self, relay_next: Callable[[], bool], workers: int) -> None:
         self._relay_next = relay_next
         self._woken = threading.Event()
+        # The idle waits' jitter, apart from the global generator other code may seed.
+        self._random = random.Random()
         self._stopped = threading.Event()
         self._threads = [
             threading.Thread(target=self._run, name=f"relay-{n}", daemon=True)
@@ -55,5 +62,5 @@ class Relayer:
                 log.exception("A relay worker failed; it tries again.")
                 busy = False
             if not busy:
-                self._woken.wait(IDLE_SECONDS * random.uniform(0.5, 1.5))
+                self._woken.wait(IDLE_SECONDS * self._random.uniform(0.5, 1.5))
                 self._woken.clear()

@@ -45,7 +45,7 @@ DEFAULTS = {
     "DATABASE_POOL_SIZE": "32",
     "ACCESS_LOG": "false",
     "SEND_RATE": "30",
-    "RELAY_WORKERS": "32",
+    "RELAY_WORKERS": "",
     "RELAY_MAX_AGE": "86400",
     "RELAY_RETRY_MAX": "300",
 }
@@ -91,7 +91,8 @@ class Settings:
     # Acted on by gunicorn.conf.py.
     access_log: bool
     send_rate: int
-    relay_workers: int
+    # None: as many as suit the store (relayer.py).
+    relay_workers: int | None
     relay_max_age: timedelta
     relay_retry_max: timedelta
 
@@ -166,7 +167,9 @@ def load_settings(layers: Iterable[Mapping[str, Any]]) -> Settings:
         access_log=_boolean("ACCESS_LOG", text),
         # Vonage's default limit is 30 sends a second an account; 0: no limit.
         send_rate=_whole_number("SEND_RATE", text, 0, 10000),
-        relay_workers=_whole_number("RELAY_WORKERS", text, 1, 64),
+        relay_workers=(
+            _whole_number("RELAY_WORKERS", text, 1, 64) if text["RELAY_WORKERS"] else None
+        ),
         relay_max_age=_seconds("RELAY_MAX_AGE", text),
         relay_retry_max=_seconds("RELAY_RETRY_MAX", text),
     )

@@ -178,15 +178,12 @@ def test_send_rate_holds_for_the_whole_service_across_its_workers(tmp_path, stan
             chat = chats[n % len(chats)]
             fields = {"msisdn": chat["userANumber"], "to": chat["virtualNumber"]}
             jobs.append(("POST", {**fields, "text": f"burst {n}", "messageId": f"R{n:03d}"}))
-        started = time.monotonic()
         with ThreadPoolExecutor(CONCURRENCY) as pool, requests.Session() as session:
             answers = list(
                 pool.map(lambda job: deliver_until_taken(session, service.url, *job), jobs)
             )
-        acknowledged_in = time.monotonic() - started
         standin.wait_for(sent_before + len(jobs))
     assert answers == [[204]] * len(jobs)
-    assert acknowledged_in < 3  # the burst is acknowledged at once, and sent in its turn
     # In no second did more than SEND_RATE sends reach the SMS API (one more, at most, for a
     # send its network delayed into the next second), intros included.
     per_second = Counter(int(s["at"]) for s in standin.sent)
