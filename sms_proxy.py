@@ -431,8 +431,9 @@ class SmsProxy:
             log.error("Text %s in chat %s: %s", job.inbound_message_id, job.chat_id, detail)
             self.store.finish_relay(job.seq, GIVEN_UP, detail=detail)
             return True
-        self._wait_for_turn(None)
         try:
+            # Never past the lease this relay holds the text for: another would take it too.
+            self._wait_for_turn(self.claim_lease - CLAIM_MARGIN)
             message_ids = self.sender.send(job.number, job.recipient, job.text)
         except SendFailed as error:
             self._relay_failed(job, error)
@@ -496,24 +497,18 @@ class SmsProxy:
         self._wait_for_turn(SEND_WAIT)
         return self.sender.send(number, recipient, text)
 
-    def _wait_for_turn(self, bound: timedelta | None) -> None:
-        """Wait for this send's turn under SEND_RATE, shared by every process of the service.
-
-        With a `bound`, raise `SendsBusy` (nothing reserved) if the turn is further off.
-        """
+    def _wait_for_turn(self, bound: timedelta) -> None:
+        """Wait for this send's turn under SEND_RATE, shared by every process of the service;
+        raise `SendsBusy` (nothing reserved) if the turn is further off than `bound`."""
         if self.send_interval is None:
             return
-        while True:
-            now = self.clock()
-            slot = self.store.reserve_send(now, self.send_interval, bound or timedelta(seconds=1))
-            if slot is not None:
-                break
-            if bound is not None:
-                raise SendsBusy(
-                    "Too many texts are waiting for their turn to be sent (SEND_RATE); "
-                    "try again shortly."
-                )
-            self.sleep(0.5)
+        now = self.clock()
+        slot = self.store.reserve_send(now, self.send_interval, bound)
+        if slot is None:
+            raise SendsBusy(
+                "Too many texts are waiting for their turn to be sent (SEND_RATE); "
+                "try again shortly."
+            )
         if slot > now:
             self.sleep((slot - now).total_seconds())
 

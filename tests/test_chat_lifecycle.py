@@ -311,3 +311,24 @@ def test_a_text_sent_whose_outcome_cannot_be_recorded_is_answered_204_and_said(
     assert answer.status_code == 204  # a 5xx would make Vonage deliver it again
     assert len(sms_api.sent) == 1
     assert "could not be recorded: it may be sent again" in caplog.text
+
+
+def test_a_relay_never_waits_for_its_turn_past_its_hold_on_the_text(app, clock, client, sms_api):
+    # With a low SEND_RATE (the sandbox allows 1 a second) and many relay workers, a turn can
+    # be further off than the lease a relay holds its text for: waiting that long would let
+    # another relay take the text too, and send it twice. The text goes back to the queue.
+    proxy = app.extensions["sms_proxy"]
+    chat = start(client, ALICE, BOB)
+    proxy.send_interval = timedelta(seconds=1)
+    proxy.store.delay_sends(clock.now + proxy.claim_lease * 2)  # every turn is taken until then
+    waits = []
+    proxy.sleep = waits.append
+    sms_api.mock.calls.reset()
+    assert text(client, ALICE, chat["virtualNumber"], "hello").status_code == 204
+    assert sms_api.sent == []
+    assert sum(waits) < proxy.claim_lease.total_seconds()
+    (entry,) = client.get(f"/chats/{chat['id']}/messages").json["messages"]
+    assert entry["outcome"] == "retrying"
+    clock.now += proxy.claim_lease * 2
+    proxy.relay_due()
+    assert [t[2] for t in sms_api.texts()] == ["hello"]
