@@ -415,8 +415,9 @@ class SmsProxy:
         while self.relay_next():
             pass
 
-    def relay_next(self) -> bool:
+    def relay_next(self, taken: Callable[[], None] = lambda: None) -> bool:
         """Send the next text due in the relay queue, and settle it; False when none is due.
+        `taken` is called once the text is held, before it is sent.
 
         A failure that may pass gives the text back to the queue, due again after a back-off
         (its chat's later texts wait behind it); one that will not is logged as failed, and
@@ -426,6 +427,7 @@ class SmsProxy:
         job = self.store.next_relay(now, self.claim_lease)
         if job is None:
             return False
+        taken()
         if now - job.received_at > self.relay_max_age:
             detail = f"not sent within RELAY_MAX_AGE ({self.relay_max_age}); given up"
             log.error("Text %s in chat %s: %s", job.inbound_message_id, job.chat_id, detail)

@@ -192,6 +192,16 @@ class Case:
     pid: int
     sent_url: str
     ca_file: str
+    log_file: Path
+
+    def fail(self, why: str) -> None:
+        """Stop the benchmark with `why` and the service's warnings."""
+        said = [
+            line
+            for line in self.log_file.read_text().splitlines()
+            if "WARNING" in line or "ERROR" in line or "Traceback" in line
+        ]
+        sys.exit("\n".join([why, "The service's warnings:", *said[-30:]]))
 
 
 def measure(case: Case, chats, count: int, concurrency: int, label: str) -> Round:
@@ -203,7 +213,7 @@ def measure(case: Case, chats, count: int, concurrency: int, label: str) -> Roun
     result = load.run(case.port, raw, concurrency)
     statuses = {s: result.statuses.count(s) for s in set(result.statuses)}
     if statuses != {204: len(raw)}:
-        sys.exit(f"round {label}: not every webhook got a 204: {statuses}")
+        case.fail(f"round {label}: not every webhook got a 204: {statuses}")
     # An acknowledged text is sent from the relay queue: wait until every one reached the
     # stand-in (or a minute passed).
     deadline = time.monotonic() + 60
@@ -215,7 +225,7 @@ def measure(case: Case, chats, count: int, concurrency: int, label: str) -> Roun
     cpu = cpu_seconds(pids) - cpu_before
     twice = [t for t in texts if sent.get(t, 0) != 1]
     if twice:
-        sys.exit(f"round {label}: {len(twice)} texts were not relayed exactly once")
+        case.fail(f"round {label}: {len(twice)} texts were not relayed exactly once")
     last_url = case.sent_url.replace("/_sent", "/_last")
     last_at = requests.get(last_url, verify=case.ca_file, timeout=30).json()["at"]
     latencies = sorted(result.latencies)
@@ -238,7 +248,7 @@ def run_case(name: str, database_url: str, chats_count: int, latency_ms: float, 
         started = time.perf_counter()
         chats = create_chats(port, chats_count)
         created = time.perf_counter() - started
-        case = Case(port, pid, f"https://{host}/_sent", ca_file)
+        case = Case(port, pid, f"https://{host}/_sent", ca_file, work / "service.log")
         measure(case, chats, WARM_UP, args.concurrency, f"{name}-warm")
         rounds = []
         for n in range(args.runs):

@@ -14,21 +14,34 @@ log = logging.getLogger(__name__)
 DEFAULT_WORKERS = {"sqlite": 4}
 MOST_WORKERS = 32
 
-# How long an idle worker waits before it looks again for texts another process queued
-# (jittered by half either way, so that a process's idle workers look one after another).
+# How often an idle process looks for texts no wake announced: queued by another process,
+# due again after a back-off, or left by a relay that died (jittered by half either way).
 IDLE_SECONDS = 1.0
 
 
 class Relayer:
-    """Runs `relay_next` in `workers` daemon threads until it finds nothing due, then waits
-    until woken (a text was queued here) or IDLE_SECONDS pass."""
+    """Runs `relay_next(taken)` in `workers` daemon threads: it relays the next text due and
+    returns True, calling `taken()` once it holds the text and before it sends; or it returns
+    False when none is due.
 
-    def __init__(self, relay_next: Callable[[], bool], workers: int) -> None:
+    A worker goes on while it finds texts; then it waits. Each text queued in this process
+    wakes one waiting worker (`wake`), not all of them: waking every worker cost a look at the
+    queue per worker for each text. One waiting worker at a time looks every IDLE_SECONDS;
+    when a look finds a text, it wakes one more worker to look too, and so on while they find
+    texts, so that texts queued elsewhere are sent by as many workers as they need.
+    """
+
+    def __init__(self, relay_next: Callable[[Callable[[], None]], bool], workers: int) -> None:
         self._relay_next = relay_next
-        self._woken = threading.Event()
+        self._workers = workers
+        self._changed = threading.Condition()
+        # Wakes not yet taken by a worker: for texts queued here, and to look for more.
+        self._queued = 0
+        self._look = 0
+        self._polling = False
+        self._stopped = False
         # The idle waits' jitter, apart from the global generator other code may seed.
         self._random = random.Random()
-        self._stopped = threading.Event()
         self._threads = [
             threading.Thread(target=self._run, name=f"relay-{n}", daemon=True)
             for n in range(workers)
@@ -40,27 +53,71 @@ class Relayer:
             thread.start()
 
     def wake(self) -> None:
-        """Tell idle workers a text was queued."""
-        self._woken.set()
+        """Tell one waiting worker a text was queued."""
+        with self._changed:
+            if self._queued < self._workers:
+                self._queued += 1
+                self._changed.notify()
 
     def stop(self, timeout: float) -> None:
         """Take no more texts; wait up to `timeout` seconds for the sends under way."""
-        self._stopped.set()
-        self._woken.set()
+        with self._changed:
+            self._stopped = True
+            self._changed.notify_all()
         for thread in self._threads:
             thread.join(timeout)
 
     def _run(self) -> None:
-        while not self._stopped.is_set():
-            try:
-                busy = self._relay_next()
-            except SmsProxyError as error:
-                log.warning("A relay worker could not go on (%s); it tries again.", error.message)
-                busy = False
-            except Exception:
-                # A thread that died here would relay no more: say why, and go on.
-                log.exception("A relay worker failed; it tries again.")
-                busy = False
-            if not busy:
-                self._woken.wait(IDLE_SECONDS * self._random.uniform(0.5, 1.5))
-                self._woken.clear()
+        looking = True
+        while not self._stopped:
+            # A text found by looking, not announced, may not be alone: once this worker holds
+            # it, another worker looks too.
+            taken = self._wake_to_look if looking else _nothing
+            if self._relay_once(taken):
+                looking = False
+                continue
+            looking = self._wait()
+
+    def _relay_once(self, taken: Callable[[], None]) -> bool:
+        try:
+            return self._relay_next(taken)
+        except SmsProxyError as error:
+            log.warning("A relay worker could not go on (%s); it tries again.", error.message)
+        except Exception:
+            # A thread that died here would relay no more: say why, and go on.
+            log.exception("A relay worker failed; it tries again.")
+        return False
+
+    def _wake_to_look(self) -> None:
+        with self._changed:
+            if self._look < self._workers:
+                self._look += 1
+                self._changed.notify()
+
+    def _wait(self) -> bool:
+        """Wait for a wake or a stop (the first waiting worker: at most IDLE_SECONDS);
+        return whether the worker is to look for texts no wake announced."""
+        with self._changed:
+            while not (self._queued or self._look or self._stopped):
+                if self._polling:
+                    self._changed.wait()
+                    continue
+                self._polling = True
+                try:
+                    woken = self._changed.wait(IDLE_SECONDS * self._random.uniform(0.5, 1.5))
+                finally:
+                    self._polling = False
+                if not woken:
+                    return True
+                # Another waiting worker looks from now on.
+                self._changed.notify()
+            if self._queued:
+                self._queued -= 1
+                return False
+            if self._look:
+                self._look -= 1
+            return True
+
+
+def _nothing() -> None:
+    pass

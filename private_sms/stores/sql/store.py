@@ -15,10 +15,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import (
     Connection,
-    Select,
     bindparam,
+    case,
     delete,
-    exists,
     func,
     insert,
     inspect,
@@ -58,6 +57,15 @@ from private_sms.stores.sql.schema import (
     routes,
     sent_parts,
 )
+from private_sms.stores.sql.statements import (
+    ACTIVE_ON,
+    CHATS_AROUND,
+    DUE,
+    ENQUEUE,
+    FINISH,
+    TAKE,
+    arguments,
+)
 from private_sms.stores.sql.url import database_url
 
 log = logging.getLogger(__name__)
@@ -86,6 +94,15 @@ class SqlChatStore(ChatStore):
         # On SQLite a write transaction takes the write lock when it begins (BEGIN IMMEDIATE):
         # one that began as a reader could not become a writer once another process wrote.
         self._write_engine = engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+        # On PostgreSQL each round trip to the server costs the service more CPU than the
+        # statement costs the server: a read, and a write made of one statement, go with no
+        # transaction to begin and end (each statement is atomic, and sees what was
+        # committed when it began, as in a transaction of READ COMMITTED, PostgreSQL's default).
+        self._one_statement_engine = (
+            engine
+            if self.kind == "sqlite"
+            else engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
 
     def create_schema(self) -> None:
         """Create the tables and indexes that are missing (several processes may do it at once).
@@ -168,27 +185,29 @@ class SqlChatStore(ChatStore):
 
     def find_active(self, number: str, participant: str) -> Chat | None:
         with self._read() as conn:
-            row = conn.execute(_active_on(number, participant)).mappings().first()
+            row = (
+                conn.execute(ACTIVE_ON, arguments(number=number, participant=participant))
+                .mappings()
+                .first()
+            )
         return None if row is None else rows.chat(row)
 
     def find_chats(
         self, number: str, participant: str, start: datetime, end: datetime
     ) -> list[Chat]:
         with self._read() as conn:
-            row = conn.execute(_active_on(number, participant)).mappings().first()
+            row = (
+                conn.execute(ACTIVE_ON, arguments(number=number, participant=participant))
+                .mappings()
+                .first()
+            )
             # Most texts come in a chat that began before them: the chats before it on this
             # number ended before it began, so it is the only one (one primary-key lookup).
             if row is not None and row["created_at"] <= start:
                 return [rows.chat(row)]
             found = conn.execute(
-                select(chats)
-                .where(
-                    chats.c.number == number,
-                    or_(chats.c.user_a == participant, chats.c.user_b == participant),
-                    chats.c.created_at < end,
-                    or_(chats.c.ended_at.is_(None), chats.c.ended_at > start),
-                )
-                .order_by(chats.c.seq.desc())
+                CHATS_AROUND,
+                arguments(number=number, participant=participant, start=start, end=end),
             ).mappings()
             return [rows.chat(row) for row in found]
 
@@ -259,18 +278,7 @@ class SqlChatStore(ChatStore):
         if not touched:
             return None
         seq = conn.execute(
-            insert(messages)
-            .values(
-                chat_id=record.chat_id,
-                direction=record.direction,
-                at=record.at,
-                outcome=record.outcome,
-                inbound_message_id=record.inbound_message_id,
-                vonage_message_ids=",".join(record.vonage_message_ids),
-                detail=record.detail,
-                text=record.text,
-            )
-            .returning(messages.c.seq)
+            insert(messages).values(**_logged(record)).returning(messages.c.seq)
         ).scalar_one()
         if record.vonage_message_ids:
             conn.execute(
@@ -287,7 +295,18 @@ class SqlChatStore(ChatStore):
     ) -> list[MessageRecord]:
         query = (
             select(
-                messages,
+                messages.c.chat_id,
+                messages.c.direction,
+                messages.c.at,
+                # A text a relay holds is being sent (it stays queued or retrying in its row).
+                case(
+                    (relay_queue.c.lease_until.is_not(None), SENDING), else_=messages.c.outcome
+                ).label("outcome"),
+                messages.c.inbound_message_id,
+                messages.c.vonage_message_ids,
+                messages.c.detail,
+                messages.c.text,
+                messages.c.seq,
                 func.coalesce(relay_queue.c.tries, 0).label("tries"),
                 relay_queue.c.next_try_at,
             )
@@ -340,6 +359,8 @@ class SqlChatStore(ChatStore):
         return chat_id
 
     def enqueue(self, key: str, record: MessageRecord, job: RelayJob | None) -> int | None:
+        if self.kind == "postgresql" and not record.vonage_message_ids:
+            return self._enqueue_in_one_statement(key, record, job)
         with self._write() as conn:
             done = {"state": DONE, "at": record.at, "chat_id": record.chat_id}
             # A claim of an earlier version, left claimed or released, is taken over.
@@ -355,57 +376,29 @@ class SqlChatStore(ChatStore):
                 return None
             seq = self._log(conn, record)
             if job is not None and seq is not None:
-                conn.execute(
-                    insert(relay_queue).values(
-                        seq=seq,
-                        chat_id=job.chat_id,
-                        number=job.number,
-                        recipient=job.recipient,
-                        text=job.text,
-                        inbound_message_id=job.inbound_message_id,
-                        received_at=job.received_at,
-                        tries=0,
-                        next_try_at=job.received_at,
-                        note=job.note,
-                    )
-                )
+                conn.execute(insert(relay_queue).values(seq=seq, **_queued(job)))
             return seq
 
+    def _enqueue_in_one_statement(
+        self, key: str, record: MessageRecord, job: RelayJob | None
+    ) -> int | None:
+        values = {"key": key, **_logged(record)}
+        if job is not None:
+            values.update(_queued(job), relay_text=job.text, text=record.text)
+        with self._one_statement() as conn:
+            return conn.execute(ENQUEUE[job is not None], arguments(**values)).first()[0]
+
     def next_relay(self, now: datetime, lease: timedelta) -> RelayJob | None:
-        earlier = relay_queue.alias("earlier")
-        due = (
-            select(relay_queue)
-            .where(
-                relay_queue.c.next_try_at <= now,
-                or_(relay_queue.c.lease_until.is_(None), relay_queue.c.lease_until <= now),
-                ~exists().where(
-                    earlier.c.chat_id == relay_queue.c.chat_id, earlier.c.seq < relay_queue.c.seq
-                ),
-            )
-            .order_by(relay_queue.c.seq)
-            .limit(1)
-        )
-        # Most looks of an idle worker find nothing: look before taking SQLite's write lock.
-        with self._read() as conn:
-            if conn.execute(due).first() is None:
-                return None
-        if self.kind == "postgresql":
-            # Relays in other processes skip the row this one takes, and take other chats'.
-            due = due.with_for_update(skip_locked=True)
-        with self._write() as conn:
-            row = conn.execute(due).mappings().first()
-            if row is None:
-                return None
-            this = relay_queue.c.seq == row["seq"]
-            conn.execute(
-                update(relay_queue)
-                .where(this)
-                .values(lease_until=now + lease, tries=relay_queue.c.tries + 1)
-            )
-            conn.execute(
-                update(messages).where(messages.c.seq == row["seq"]).values(outcome=SENDING)
-            )
-        return rows.relay_job({**row, "tries": row["tries"] + 1})
+        if self.kind == "sqlite":
+            # Most looks of an idle worker find nothing: look before taking the write lock.
+            with self._read() as conn:
+                if conn.execute(DUE, arguments(now=now)).first() is None:
+                    return None
+        # One statement takes the text: while its lease runs, the log shows it as sending.
+        with self._one_statement() as conn:
+            row = conn.execute(TAKE[self.kind], arguments(now=now, lease_until=now + lease))
+            row = row.mappings().first()
+        return None if row is None else rows.relay_job(row)
 
     def finish_relay(
         self,
@@ -415,22 +408,20 @@ class SqlChatStore(ChatStore):
         message_ids: Sequence[str] = (),
         detail: str | None = None,
     ) -> None:
+        logged = {"outcome": outcome, "vonage_message_ids": ",".join(message_ids), "detail": detail}
+        ids = list(dict.fromkeys(message_ids))
+        if self.kind == "postgresql":
+            with self._one_statement() as conn:
+                conn.execute(FINISH, arguments(seq=seq, message_ids=ids, **logged))
+            return
         with self._write() as conn:
             gone = conn.execute(delete(relay_queue).where(relay_queue.c.seq == seq)).rowcount
             if not gone:
                 return
-            conn.execute(
-                update(messages)
-                .where(messages.c.seq == seq)
-                .values(outcome=outcome, vonage_message_ids=",".join(message_ids), detail=detail)
-            )
-            if message_ids:
+            conn.execute(update(messages).where(messages.c.seq == seq).values(**logged))
+            if ids:
                 conn.execute(
-                    insert(sent_parts),
-                    [
-                        {"message_seq": seq, "vonage_message_id": message_id}
-                        for message_id in dict.fromkeys(message_ids)
-                    ],
+                    insert(sent_parts), [{"message_seq": seq, "vonage_message_id": i} for i in ids]
                 )
 
     def retry_relay(self, seq: int, next_try_at: datetime, detail: str) -> None:
@@ -594,8 +585,18 @@ class SqlChatStore(ChatStore):
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
-        with unavailable_as_503(), self._engine.connect() as conn:
+        with unavailable_as_503(), self._one_statement_engine.connect() as conn:
             yield conn
+
+    @contextmanager
+    def _one_statement(self) -> Iterator[Connection]:
+        """A connection for one statement that writes: on PostgreSQL, one round trip."""
+        if self.kind == "sqlite":
+            with self._write() as conn:
+                yield conn
+        else:
+            with self._read() as conn:
+                yield conn
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
@@ -603,10 +604,30 @@ class SqlChatStore(ChatStore):
             yield conn
 
 
-def _active_on(number: str, participant: str) -> Select:
-    """The active chat of `participant` on `number`: one lookup of the routes' primary key."""
-    return (
-        select(chats)
-        .join(routes, routes.c.chat_id == chats.c.id)
-        .where(routes.c.number == number, routes.c.participant == participant)
-    )
+def _logged(record: MessageRecord) -> dict:
+    """The columns of a `messages` row for `record` (its seq is the database's)."""
+    return {
+        "chat_id": record.chat_id,
+        "direction": record.direction,
+        "at": record.at,
+        "outcome": record.outcome,
+        "inbound_message_id": record.inbound_message_id,
+        "vonage_message_ids": ",".join(record.vonage_message_ids),
+        "detail": record.detail,
+        "text": record.text,
+    }
+
+
+def _queued(job: RelayJob) -> dict:
+    """The columns of a `relay_queue` row for `job`, but its seq (its log entry's)."""
+    return {
+        "chat_id": job.chat_id,
+        "number": job.number,
+        "recipient": job.recipient,
+        "text": job.text,
+        "inbound_message_id": job.inbound_message_id,
+        "received_at": job.received_at,
+        "tries": 0,
+        "next_try_at": job.received_at,
+        "note": job.note,
+    }

@@ -1,0 +1,129 @@
+"""The relay workers: how many look at the queue, and when."""
+
+import threading
+import time
+
+import pytest
+
+from private_sms import relayer as relayer_module
+from private_sms.relayer import Relayer
+
+
+def wait_until(condition, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+class Looks:
+    """A relay_next that counts its calls and relays the texts it is given."""
+
+    def __init__(self, texts=0, hold=None):
+        self.calls = 0
+        self.texts = texts
+        self.hold = hold
+        self.lock = threading.Lock()
+
+    def __call__(self, taken):
+        with self.lock:
+            self.calls += 1
+            found = self.texts > 0
+            self.texts -= found
+        if found:
+            taken()
+        if found and self.hold:
+            self.hold()
+        return found
+
+
+def test_a_text_queued_wakes_one_worker_not_all(monkeypatch):
+    monkeypatch.setattr(relayer_module, "IDLE_SECONDS", 3600)
+    looks = Looks()
+    relayer = Relayer(looks, workers=8)
+    relayer.start()
+    try:
+        # Each worker looks once as it starts, then waits.
+        wait_until(lambda: looks.calls == 8)
+        looks.texts = 1
+        relayer.wake()
+        # The woken worker relays the text, looks again, finds nothing, and waits.
+        wait_until(lambda: looks.calls == 10)
+        time.sleep(0.2)
+        assert looks.calls == 10
+    finally:
+        relayer.stop(5)
+
+
+def test_texts_found_by_looking_wake_as_many_workers_as_they_need(monkeypatch):
+    monkeypatch.setattr(relayer_module, "IDLE_SECONDS", 0.05)
+    # Four texts queued by another process, each sent only once all four are being sent:
+    # one worker alone would wait for ever.
+    all_sending = threading.Barrier(4, timeout=10)
+    looks = Looks(hold=all_sending.wait)
+    relayer = Relayer(looks, workers=4)
+    relayer.start()
+    try:
+        wait_until(lambda: looks.calls >= 4)
+        looks.texts = 4
+        wait_until(lambda: looks.texts == 0 and all_sending.n_waiting == 0)
+        assert not all_sending.broken
+    finally:
+        relayer.stop(5)
+
+
+def test_an_idle_process_looks_about_once_a_second_not_once_per_worker(monkeypatch):
+    monkeypatch.setattr(relayer_module, "IDLE_SECONDS", 0.1)
+    looks = Looks()
+    relayer = Relayer(looks, workers=32)
+    relayer.start()
+    try:
+        wait_until(lambda: looks.calls >= 32)
+        before = looks.calls
+        time.sleep(1.0)
+        # One worker looks every 0.05-0.15 s: at most 20 looks a second, where 32 workers
+        # each looking every 0.1 s would be about 320.
+        assert looks.calls - before <= 40
+    finally:
+        relayer.stop(5)
+
+
+def test_stop_waits_for_the_sends_under_way_and_takes_no_more(monkeypatch):
+    monkeypatch.setattr(relayer_module, "IDLE_SECONDS", 0.05)
+    sending, finish = threading.Event(), threading.Event()
+
+    def hold():
+        sending.set()
+        finish.wait(10)
+
+    looks = Looks(texts=5, hold=hold)
+    relayer = Relayer(looks, workers=1)
+    relayer.start()
+    sending.wait(10)
+    stopper = threading.Thread(target=relayer.stop, args=(10,))
+    stopper.start()
+    time.sleep(0.1)
+    assert stopper.is_alive(), "stop returned while a send was under way"
+    finish.set()
+    stopper.join(10)
+    assert not stopper.is_alive()
+    assert looks.texts == 4, "a text was taken after stop"
+
+
+@pytest.mark.parametrize("error", [RuntimeError("boom")])
+def test_a_worker_goes_on_after_a_failure(monkeypatch, error):
+    monkeypatch.setattr(relayer_module, "IDLE_SECONDS", 0.05)
+    calls = []
+
+    def relay_next(taken):
+        calls.append(1)
+        if len(calls) == 1:
+            raise error
+        return False
+
+    relayer = Relayer(relay_next, workers=1)
+    relayer.start()
+    try:
+        wait_until(lambda: len(calls) >= 3)
+    finally:
+        relayer.stop(5)
