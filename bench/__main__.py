@@ -29,7 +29,7 @@ from urllib.parse import urlencode
 
 import requests
 
-from bench import load
+from bench import load, scenarios
 from bench.harness import free_port
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -70,8 +70,9 @@ def standin(latency_ms: float, directory: Path):
 
 
 @contextmanager
-def service(database_url: str, host: str, ca_file: str, log_file: Path):
-    """Run the README's run command (gunicorn with gunicorn.conf.py); yield (port, pid)."""
+def service(database_url: str, host: str, ca_file: str, log_file: Path, **settings: str):
+    """Run the README's run command (gunicorn with gunicorn.conf.py), with `settings` added
+    to its environment; yield (port, pid)."""
     port = free_port()
     env = {
         **os.environ,
@@ -84,6 +85,7 @@ def service(database_url: str, host: str, ca_file: str, log_file: Path):
         "ADMIN_API_TOKEN": TOKEN,
         # Full speed: the cases measure the service, not Vonage's default limit.
         "SEND_RATE": "0",
+        **settings,
     }
     env.pop("WEB_CONCURRENCY", None)
     command = [str(Path(sys.executable).parent / "gunicorn"), "app:create_app()"]
@@ -152,29 +154,31 @@ def create_chats(port: int, count: int) -> list[dict]:
     return [json.loads(body) for body in result.bodies]
 
 
-def webhooks(chats: list[dict], count: int, label: str) -> tuple[list[bytes], list[str]]:
-    """Return `count` inbound-SMS webhooks (POST form, as Vonage sends) spread over `chats`."""
-    raw, texts = [], []
+def webhook(chat: dict, sender: str, text: str, message_id: str) -> bytes:
+    """Return an inbound-SMS webhook (POST form, as Vonage sends) of `text` in `chat`."""
+    fields = {
+        "msisdn": sender,
+        "to": chat["virtualNumber"],
+        "messageId": message_id,
+        "text": text,
+        "type": "text",
+        "keyword": "I",
+        "api-key": "abcd1234",
+        # When Vonage received it: now, after its chat began (a text is routed by it).
+        "message-timestamp": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+    }
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
-    # When Vonage received them: now, after their chats began (a text is routed by it).
-    received = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return load.request_bytes("POST", "/webhooks/inbound-sms", urlencode(fields).encode(), headers)
+
+
+def webhooks(chats: list[dict], count: int, label: str) -> tuple[list[bytes], list[str]]:
+    """Return `count` inbound-SMS webhooks spread over `chats`, and their texts."""
+    raw, texts = [], []
     for i in range(count):
         chat = chats[i % len(chats)]
         sender = chat["userANumber"] if (i // len(chats)) % 2 == 0 else chat["userBNumber"]
         text = f"{label} text {i}: I am at the north entrance"
-        fields = {
-            "msisdn": sender,
-            "to": chat["virtualNumber"],
-            "messageId": f"{label}-{i:08d}",
-            "text": text,
-            "type": "text",
-            "keyword": "I",
-            "api-key": "abcd1234",
-            "message-timestamp": received,
-        }
-        raw.append(
-            load.request_bytes("POST", "/webhooks/inbound-sms", urlencode(fields).encode(), headers)
-        )
+        raw.append(webhook(chat, sender, text, f"{label}-{i:08d}"))
         texts.append(text)
     return raw, texts
 
@@ -204,13 +208,16 @@ class Case:
         sys.exit("\n".join([why, "The service's warnings:", *said[-30:]]))
 
 
-def measure(case: Case, chats, count: int, concurrency: int, label: str) -> Round:
-    """Send a round of `count` webhooks; check each was relayed once; return the figures."""
+def measure(
+    case: Case, chats, count: int, concurrency: int, label: str, rate: float | None = None
+) -> Round:
+    """Send a round of `count` webhooks (`rate`: so many a second, offered whatever the
+    answers); check each was relayed once; return the figures."""
     raw, texts = webhooks(chats, count, label)
     pids = processes(case.pid)
     cpu_before = cpu_seconds(pids)
     started = time.time()
-    result = load.run(case.port, raw, concurrency)
+    result = load.run(case.port, raw, concurrency, rate=rate)
     statuses = {s: result.statuses.count(s) for s in set(result.statuses)}
     if statuses != {204: len(raw)}:
         case.fail(f"round {label}: not every webhook got a 204: {statuses}")
@@ -240,8 +247,17 @@ def measure(case: Case, chats, count: int, concurrency: int, label: str) -> Roun
     )
 
 
-def run_case(name: str, database_url: str, chats_count: int, latency_ms: float, args, work: Path):
-    """Measure one case (store, chats, latency) in `args.runs` rounds; print each and the median."""
+def run_case(
+    name: str,
+    database_url: str,
+    chats_count: int,
+    latency_ms: float,
+    args,
+    work: Path,
+    rate: float | None = None,
+):
+    """Measure one case (store, chats, latency, offered rate) in `args.runs` rounds; print
+    each and the median."""
     with ExitStack() as stack:
         host, ca_file = stack.enter_context(standin(latency_ms, work / f"ca-{name}"))
         port, pid = stack.enter_context(service(database_url, host, ca_file, work / "service.log"))
@@ -252,7 +268,11 @@ def run_case(name: str, database_url: str, chats_count: int, latency_ms: float, 
         measure(case, chats, WARM_UP, args.concurrency, f"{name}-warm")
         rounds = []
         for n in range(args.runs):
-            rounds.append(measure(case, chats, args.webhooks, args.concurrency, f"{name}-{n}"))
+            count, concurrency = args.webhooks, args.concurrency
+            if rate:
+                # Open loop: as many connections as the answers need, at most.
+                count, concurrency = min(count, int(rate * 10)), 256
+            rounds.append(measure(case, chats, count, concurrency, f"{name}-{n}", rate))
             r = rounds[-1]
             print(
                 f"  {name:<28} round {n + 1}: {r.rate:7.0f} acks/s  {r.delivered:7.0f} texts/s  "
@@ -299,46 +319,78 @@ def main() -> None:
     )
     if args.scale:
         cases = [
-            (f"memory, {n:,} chat{'s' if n > 1 else ''}", "memory", n, 0.0)
+            (f"memory, {n:,} chat{'s' if n > 1 else ''}", "memory", n, 0.0, None)
             for n in (1, 1_000, 100_000)
         ]
     else:
         cases = [
-            ("memory", "memory", args.chats, 0.0),
-            ("memory, 100 ms stand-in", "memory", args.chats, 100.0),
-            ("sqlite, 2 workers", "sqlite", args.chats, 0.0),
+            ("memory", "memory", args.chats, 0.0, None),
+            ("memory, 100 ms stand-in, 200/s offered", "memory", args.chats, 100.0, 200.0),
+            ("sqlite, 2 workers", "sqlite", args.chats, 0.0, None),
         ]
         if postgres_url():
-            cases.append(("postgresql, 2 workers", "postgresql", args.chats, 0.0))
+            cases.append(("postgresql, 2 workers", "postgresql", args.chats, 0.0, None))
     cases = [case for case in cases if args.only in case[0]]
-    results = {}
+    checks = [] if args.scale else [("pacing", scenarios.pacing), ("faults", scenarios.faults)]
+    checks = [check for check in checks if args.only in check[0]]
+    results, seen = {}, {}
     with tempfile.TemporaryDirectory() as directory:
         work = Path(directory)
-        for name, store, chats, latency in cases:
+        for name, scenario in checks:
+            seen[name] = scenario(work)
+            print(f"  {name}: {seen[name]}", flush=True)
+        for name, store, chats, latency, rate in cases:
             with ExitStack() as stack:
                 url = "" if store == "memory" else sql_url(store, work, stack)
-                results[name], created = run_case(name, url, chats, latency, args, work)
+                results[name], created = run_case(name, url, chats, latency, args, work, rate)
                 print(f"  {name}: {chats:,} chats created in {created:.1f} s", flush=True)
-    print()
-    print(
-        "| case | acks/s | texts delivered/s | ack p50 ms | ack p95 ms | ack p99 ms | "
-        "CPU ms/text | peak MB |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
-    for name, r in results.items():
+    if results:
+        print()
         print(
-            f"| {name} | {r.rate:.0f} | {r.delivered:.0f} | {r.p50:.1f} | {r.p95:.1f} | "
-            f"{r.p99:.1f} | {r.cpu_ms:.2f} | {r.peak_mb:.0f} |"
+            "| case | acks/s | texts delivered/s | ack p50 ms | ack p95 ms | ack p99 ms | "
+            "CPU ms/text | peak MB |"
         )
+        print("|---|---|---|---|---|---|---|---|")
+        for name, r in results.items():
+            print(
+                f"| {name} | {r.rate:.0f} | {r.delivered:.0f} | {r.p50:.1f} | {r.p95:.1f} | "
+                f"{r.p99:.1f} | {r.cpu_ms:.2f} | {r.peak_mb:.0f} |"
+            )
+    if seen:
+        print()
+        print(
+            "| case | webhooks | all acked in s | all delivered in s | not 2xx | lost | twice | "
+            "chats out of order | most sends in a second |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|")
+        for name, found in seen.items():
+            print(scenarios.report(name, found))
     print()
-    report_targets(results, args)
+    report_targets(results, seen)
 
 
-def report_targets(results: dict, args) -> None:
+def report_targets(results: dict, seen: dict) -> None:
     """Say, for each target the cases measured, whether it was met."""
 
     def check(label: str, ok: bool, figure: str) -> None:
         print(f"{'met ' if ok else 'MISSED'}  {label}: {figure}")
+
+    for name, found in seen.items():
+        exact = found.lost == found.twice == found.out_of_order == found.not_2xx == 0
+        check(
+            f"{name}: every webhook 2xx, every text once, each chat in order",
+            exact,
+            f"{found.not_2xx} not 2xx, {found.lost} lost, {found.twice} twice, "
+            f"{found.out_of_order} chats out of order",
+        )
+    pacing = seen.get("pacing")
+    if pacing:
+        check("pacing: all acked within 3 s", pacing.acked_in <= 3, f"{pacing.acked_in:.1f} s")
+        check(
+            "pacing: no second with more than 31 sends",
+            pacing.busiest_second <= 31,
+            f"{pacing.busiest_second}",
+        )
 
     # The relay queue's targets (issue 12), where this run measured them.
     memory = results.get("memory")
@@ -349,7 +401,7 @@ def report_targets(results: dict, args) -> None:
             f"{memory.delivered:.0f}/s",
         )
         check("at most 1.0 ms of CPU a text", memory.cpu_ms <= 1.0, f"{memory.cpu_ms:.2f} ms")
-    slow = results.get("memory, 100 ms stand-in")
+    slow = results.get("memory, 100 ms stand-in, 200/s offered")
     if slow:
         check("100 ms stand-in: ack p99 at most 25 ms", slow.p99 <= 25, f"{slow.p99:.1f} ms")
     postgres = results.get("postgresql, 2 workers")

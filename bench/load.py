@@ -1,4 +1,5 @@
-"""The load: HTTP/1.1 requests over kept-alive connections, a set number in flight at once.
+"""The load: HTTP/1.1 requests over kept-alive connections, a set number in flight at once,
+or started at a set rate.
 
 Hand-written on asyncio, so that sending a webhook costs the machine far less than serving
 one: the load generator shares the cores being measured.
@@ -30,7 +31,7 @@ def request_bytes(method: str, path: str, body: bytes = b"", headers: dict | Non
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-async def _worker(port: int, queue: asyncio.Queue, result: Result) -> None:
+async def _worker(port: int, queue: asyncio.Queue, result: Result, starts) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         while True:
@@ -39,6 +40,11 @@ async def _worker(port: int, queue: asyncio.Queue, result: Result) -> None:
             except asyncio.QueueEmpty:
                 return
             started = time.perf_counter()
+            if starts is not None:
+                # Open loop: the request starts on time, and its latency counts from then,
+                # however late the generator was.
+                await asyncio.sleep(starts[index] - started)
+                started = starts[index]
             writer.write(raw)
             head = await reader.readuntil(b"\r\n\r\n")
             length, close = 0, False
@@ -61,20 +67,29 @@ async def _worker(port: int, queue: asyncio.Queue, result: Result) -> None:
         writer.close()
 
 
-async def _run(port: int, requests: Sequence[bytes], concurrency: int, keep_bodies: bool) -> Result:
+async def _run(
+    port: int, requests: Sequence[bytes], concurrency: int, keep_bodies: bool, rate: float | None
+) -> Result:
     queue: asyncio.Queue = asyncio.Queue()
     for item in enumerate(requests):
         queue.put_nowait(item)
     count = len(requests)
     result = Result([0] * count, [0.0] * count, [b""] * count if keep_bodies else [], 0.0)
     started = time.perf_counter()
-    await asyncio.gather(*(_worker(port, queue, result) for _ in range(concurrency)))
+    starts = None if rate is None else [started + 0.1 + i / rate for i in range(count)]
+    await asyncio.gather(*(_worker(port, queue, result, starts) for _ in range(concurrency)))
     result.elapsed = time.perf_counter() - started
     return result
 
 
 def run(
-    port: int, requests: Sequence[bytes], concurrency: int, *, keep_bodies: bool = False
+    port: int,
+    requests: Sequence[bytes],
+    concurrency: int,
+    *,
+    keep_bodies: bool = False,
+    rate: float | None = None,
 ) -> Result:
-    """Send `requests` to 127.0.0.1:`port`, `concurrency` at a time; return what came back."""
-    return asyncio.run(_run(port, requests, concurrency, keep_bodies))
+    """Send `requests` to 127.0.0.1:`port`, `concurrency` at a time (with `rate`: one started
+    every 1/rate seconds, on at most `concurrency` connections); return what came back."""
+    return asyncio.run(_run(port, requests, concurrency, keep_bodies, rate))
