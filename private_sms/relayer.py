@@ -61,6 +61,11 @@ class Relayer:
 
     def stop(self, timeout: float) -> None:
         """Take no more texts; wait up to `timeout` seconds for the sends under way."""
+        log.info(
+            "The relay workers stop: sends under way finish (for up to %s s); "
+            "queued texts stay queued",
+            timeout,
+        )
         with self._changed:
             self._stopped = True
             self._changed.notify_all()

@@ -4,10 +4,13 @@ Clients start chats as fast as two workers take them; part-way, every process of
 is killed at once. Each chat whose 201 reached its client must be there after the restart,
 active, on the same number, and must relay texts. Then texts are queued faster than
 SEND_RATE lets them go, and every process is killed again: each text whose 204 reached
-Vonage is sent after the restart.
+Vonage is sent after the restart. A SIGTERM, unlike a kill, lets the sends under way finish
+and be recorded, and leaves the rest queued.
 """
 
+import signal
 import threading
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -122,3 +125,60 @@ def test_every_acknowledged_text_is_sent_after_a_kill_9_and_a_restart(tmp_path, 
 
 def session_health(url: str) -> dict:
     return requests.get(url, timeout=10).json()
+
+
+@SQL_STORES
+def test_sigterm_finishes_the_sends_under_way_and_leaves_the_rest_queued(
+    tmp_path, standin, store_url
+):
+    env = {"RELAY_WORKERS": "2"}
+    pool = POOL[:2]
+    with run_service(
+        tmp_path, standin, numbers=pool, database_url=store_url, args=("--workers", "1"), env=env
+    ) as service:
+        with admin_session() as admin:
+            pairs = [(f"447700{940000 + 2 * n}", f"447700{940001 + 2 * n}") for n in range(10)]
+            chats = start_chats(admin, service.url, pairs)
+        sent_before, tried_before = len(standin.sent), standin.attempts
+        standin.hold()
+        with requests.Session() as session:
+            for n, chat in enumerate(chats):
+                fields = {
+                    "msisdn": chat["userANumber"],
+                    "to": chat["virtualNumber"],
+                    "text": f"term {n}",
+                    "messageId": f"T{n:04d}",
+                }
+                assert webhook(session, service.url, "POST", fields) == 204
+        # Both relay workers are sending, each waiting for Vonage's answer.
+        wait_for(lambda: standin.attempts - tried_before == 2)
+        service.process.send_signal(signal.SIGTERM)
+        wait_for(lambda: "The relay workers stop" in service.log_file.read_text())
+        standin.release()
+        service.process.wait(timeout=30)
+        log = service.log_file.read_text()
+    # The two sends under way finished, were recorded, and no other text was taken.
+    assert standin.attempts - tried_before == 2
+    assert len(standin.sent) - sent_before == 2
+    assert log.count("relayed to") == 2
+    with run_service(tmp_path, standin, numbers=pool, database_url=store_url) as service:
+        standin.wait_for(sent_before + 10)
+        with admin_session() as admin:
+            outcomes = [
+                [
+                    m["outcome"]
+                    for m in admin.get(f"{service.url}/chats/{c['id']}/messages").json()["messages"]
+                ]
+                for c in chats
+            ]
+    arrived = Counter(s["text"] for s in standin.sent[sent_before:])
+    # Each text went once: the two before the SIGTERM were not sent again after the restart.
+    assert arrived == Counter(f"term {n}" for n in range(10))
+    assert outcomes == [["sent"]] * 10
+
+
+def wait_for(condition, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)

@@ -40,6 +40,9 @@ class VonageStandIn:
         self.attempts = 0
         self.faults: dict[str, int] = {"error": 0, "throttle": 0, "drop": 0}
         self._rates: dict[str, float] = {}
+        # Cleared by `hold`: sends arrive and wait for their answer until `release`.
+        self._answering = threading.Event()
+        self._answering.set()
         self._random = random.Random(0)
         self._lock = threading.Lock()
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -67,6 +70,14 @@ class VonageStandIn:
         """Fail these shares of sends: HTTP 500, status 1 (throttled), connection dropped."""
         self._rates = {"error": error, "throttle": throttle, "drop": drop}
         self._random = random.Random(seed)
+
+    def hold(self) -> None:
+        """Keep every send that arrives from now on waiting for its answer (in flight)."""
+        self._answering.clear()
+
+    def release(self) -> None:
+        """Answer the sends held, and those to come."""
+        self._answering.set()
 
     def _fault(self) -> str | None:
         with self._lock:
@@ -111,6 +122,7 @@ class VonageStandIn:
                     self._answer(404, {"error": "not found"})
                     return
                 fault = standin._fault()
+                standin._answering.wait(60)
                 if fault == "drop":
                     self.close_connection = True  # no answer at all, as a crashed server
                     return
