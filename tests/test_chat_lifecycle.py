@@ -11,7 +11,7 @@ import pytest
 
 from private_sms.errors import StoreUnavailable
 from private_sms.stores.sql import SqlChatStore
-from sms_proxy import END_TEXT
+from sms_proxy import END_TEXT, SEND_LATE
 from tests.support import ADMIN_TOKEN, ALICE, BOB, CAROL, DAVE, POOL, SQL_STORES, T0
 
 WEBHOOK = "/webhooks/inbound-sms"
@@ -332,3 +332,33 @@ def test_a_relay_never_waits_for_its_turn_past_its_hold_on_the_text(app, clock, 
     clock.now += proxy.claim_lease * 2
     proxy.relay_due()
     assert [t[2] for t in sms_api.texts()] == ["hello"]
+
+
+def test_a_turn_taken_late_is_not_used_so_no_second_has_more_sends_than_send_rate(
+    app, clock, client, sms_api
+):
+    # A relay that wakes late for its turn (a busy process) would send close to the next
+    # turn's send: two in one turn's space, and a second with more sends than SEND_RATE at
+    # Vonage. A late turn is given up for the next free one.
+    proxy = app.extensions["sms_proxy"]
+    chat = start(client, ALICE, BOB)
+    proxy.send_interval = timedelta(seconds=0.1)  # 10 a second
+    started = []
+    oversleep = iter([0.09, 0, 0, 0.09, 0, 0.09] * 20)
+
+    def sleep(seconds):
+        clock.now += timedelta(seconds=seconds + next(oversleep))
+
+    proxy.sleep = sleep
+    sender_send = proxy.sender.send
+
+    def send(*args):
+        started.append(clock.now)
+        return sender_send(*args)
+
+    proxy.sender.send = send
+    for n in range(30):
+        assert text(client, ALICE, chat["virtualNumber"], f"t{n}").status_code == 204
+    assert len(started) == 30
+    gaps = [(b - a).total_seconds() for a, b in zip(started, started[1:], strict=False)]
+    assert min(gaps) >= 0.1 - SEND_LATE.total_seconds()
