@@ -15,6 +15,7 @@ rounds. PostgreSQL is measured when BENCH_DATABASE_URL (or TEST_DATABASE_URL) na
 import argparse
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -199,13 +200,15 @@ class Case:
     log_file: Path
 
     def fail(self, why: str) -> None:
-        """Stop the benchmark with `why` and the service's warnings."""
+        """Stop the benchmark with `why` and the service's warnings (its whole log is kept)."""
+        kept = Path(tempfile.gettempdir()) / "bench-service.log"
+        shutil.copyfile(self.log_file, kept)
         said = [
             line
             for line in self.log_file.read_text().splitlines()
             if "WARNING" in line or "ERROR" in line or "Traceback" in line
         ]
-        sys.exit("\n".join([why, "The service's warnings:", *said[-30:]]))
+        sys.exit("\n".join([why, f"The service's warnings (its log: {kept}):", *said[-30:]]))
 
 
 def measure(

@@ -93,7 +93,7 @@ class ChatStore(abc.ABC):
         `seq`. None, and nothing done, when `key` was taken before: the webhook is a copy.
 
         `job` None logs an entry that is settled already (a skipped text). The job's `seq`
-        is filled in here.
+        is filled in here. `record` is queued or skipped: Vonage has no ids for it yet.
         """
 
     @abc.abstractmethod

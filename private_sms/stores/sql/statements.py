@@ -6,7 +6,7 @@ its round trip to PostgreSQL. Each here takes its values by name (`bindparam`).
 """
 
 from sqlalchemy import ARRAY, String, bindparam, exists, func, insert, or_, select, update
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 
 from private_sms.stores.base import DONE
 from private_sms.stores.sql.schema import chats, claims, messages, relay_queue, routes, sent_parts
@@ -83,21 +83,52 @@ TAKE = {"sqlite": _take(DUE), "postgresql": _take(DUE.with_for_update(skip_locke
 # The columns of a log entry and of a queued text, each given by its name (`text` is the
 # body kept in the log, when bodies are kept; `relay_text` the one to send).
 LOGGED = [c.name for c in messages.c if c.name != "seq"]
-QUEUED = [c.name for c in relay_queue.c if c.name not in ("seq", "lease_until")]
+QUEUED_COLUMNS = [c.name for c in relay_queue.c if c.name not in ("seq", "lease_until")]
+
+
+def _claim(insert_of_dialect):
+    """Take a webhook's claim: returns its key, or nothing when a copy came before."""
+    done = {"state": DONE, "at": _value(claims.c.at), "chat_id": _value(claims.c.chat_id)}
+    return (
+        insert_of_dialect(claims)
+        .values(key=_value(claims.c.key), **done)
+        # A claim of an earlier version, left claimed or released, is taken over.
+        .on_conflict_do_update(index_elements=["key"], set_=done, where=claims.c.state != DONE)
+        .returning(claims.c.key)
+    )
+
+
+# `ChatStore.enqueue` on SQLite, statement by statement in one transaction.
+CLAIM = _claim(sqlite.insert)
+COUNT = (
+    update(chats)
+    .where(chats.c.id == _value(chats.c.id, "chat_id"))
+    .values(
+        message_count=chats.c.message_count + 1,
+        last_activity_at=_value(chats.c.last_activity_at, "at"),
+    )
+)
+LOG = (
+    insert(messages)
+    .values({n: _value(messages.c[n]) for n in ("chat_id", "direction", "at", "outcome")})
+    .values(
+        {
+            n: _value(messages.c[n])
+            for n in ("inbound_message_id", "vonage_message_ids", "detail", "text")
+        }
+    )
+    .returning(messages.c.seq)
+)
+QUEUE = insert(relay_queue).values(
+    seq=_value(relay_queue.c.seq),
+    **{n: _value(relay_queue.c[n], "relay_text" if n == "text" else n) for n in QUEUED_COLUMNS},
+)
 
 
 def _enqueue(with_job: bool):
     """`ChatStore.enqueue` on PostgreSQL as one statement of four (claim, count, log, queue),
     each going on only if the one before it did: one round trip instead of six."""
-    done = {"state": DONE, "at": _value(claims.c.at), "chat_id": _value(claims.c.chat_id)}
-    claim = (
-        postgresql.insert(claims)
-        .values(key=_value(claims.c.key), **done)
-        # A claim of an earlier version, left claimed or released, is taken over.
-        .on_conflict_do_update(index_elements=["key"], set_=done, where=claims.c.state != DONE)
-        .returning(claims.c.key)
-        .cte("claim")
-    )
+    claim = _claim(postgresql.insert).cte("claim")
     touched = (
         update(chats)
         .where(chats.c.id == _value(chats.c.id, "chat_id"), exists(select(claim.c.key)))
@@ -118,13 +149,13 @@ def _enqueue(with_job: bool):
     if with_job:
         values = [
             _value(relay_queue.c[n], "relay_text" if n == "text" else n)
-            for n in QUEUED
+            for n in QUEUED_COLUMNS
             if n != "chat_id"
         ]
         queued = (
             insert(relay_queue)
             .from_select(
-                ["seq", "chat_id", *(n for n in QUEUED if n != "chat_id")],
+                ["seq", "chat_id", *(n for n in QUEUED_COLUMNS if n != "chat_id")],
                 select(logged.c.seq, _value(relay_queue.c.chat_id), *values),
             )
             .returning(relay_queue.c.seq)

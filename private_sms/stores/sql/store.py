@@ -9,6 +9,7 @@ tries again on the numbers still free.
 """
 
 import logging
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -40,6 +41,7 @@ from private_sms.chats import (
     Receipt,
     RelayJob,
 )
+from private_sms.errors import StoreUnavailable
 from private_sms.stores.base import DONE, ChatStore
 from private_sms.stores.rules import check_part_fits, no_free_number, pick_free_number
 from private_sms.stores.sql import rows
@@ -60,9 +62,13 @@ from private_sms.stores.sql.schema import (
 from private_sms.stores.sql.statements import (
     ACTIVE_ON,
     CHATS_AROUND,
+    CLAIM,
+    COUNT,
     DUE,
     ENQUEUE,
     FINISH,
+    LOG,
+    QUEUE,
     TAKE,
     arguments,
 )
@@ -94,6 +100,11 @@ class SqlChatStore(ChatStore):
         # On SQLite a write transaction takes the write lock when it begins (BEGIN IMMEDIATE):
         # one that began as a reader could not become a writer once another process wrote.
         self._write_engine = engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+        # SQLite has one writer at a time: this process's writers take turns here, where a
+        # waiter sleeps until its turn, rather than each polling the database's lock (they
+        # lost it to one another, and to other processes, for longer than `timeout`).
+        self._timeout = timeout
+        self._writer = threading.RLock() if self.kind == "sqlite" else None
         # On PostgreSQL each round trip to the server costs the service more CPU than the
         # statement costs the server: a read, and a write made of one statement, go with no
         # transaction to begin and end (each statement is atomic, and sees what was
@@ -270,16 +281,10 @@ class SqlChatStore(ChatStore):
             self._log(conn, record)
 
     def _log(self, conn: Connection, record: MessageRecord) -> int | None:
-        touched = conn.execute(
-            update(chats)
-            .where(chats.c.id == record.chat_id)
-            .values(message_count=chats.c.message_count + 1, last_activity_at=record.at)
-        ).rowcount
-        if not touched:
+        values = arguments(**_logged(record))
+        if not conn.execute(COUNT, values).rowcount:
             return None
-        seq = conn.execute(
-            insert(messages).values(**_logged(record)).returning(messages.c.seq)
-        ).scalar_one()
+        seq = conn.execute(LOG, values).scalar_one()
         if record.vonage_message_ids:
             conn.execute(
                 insert(sent_parts),
@@ -359,24 +364,14 @@ class SqlChatStore(ChatStore):
         return chat_id
 
     def enqueue(self, key: str, record: MessageRecord, job: RelayJob | None) -> int | None:
-        if self.kind == "postgresql" and not record.vonage_message_ids:
+        if self.kind == "postgresql":
             return self._enqueue_in_one_statement(key, record, job)
         with self._write() as conn:
-            done = {"state": DONE, "at": record.at, "chat_id": record.chat_id}
-            # A claim of an earlier version, left claimed or released, is taken over.
-            taken = conn.execute(
-                self._insert(claims)
-                .values(key=key, **done)
-                .on_conflict_do_update(
-                    index_elements=["key"], set_=done, where=claims.c.state != DONE
-                )
-                .returning(claims.c.key)
-            ).first()
-            if taken is None:
+            if conn.execute(CLAIM, arguments(key=key, **_logged(record))).first() is None:
                 return None
             seq = self._log(conn, record)
             if job is not None and seq is not None:
-                conn.execute(insert(relay_queue).values(seq=seq, **_queued(job)))
+                conn.execute(QUEUE, arguments(seq=seq, **_queued(job), relay_text=job.text))
             return seq
 
     def _enqueue_in_one_statement(
@@ -600,8 +595,24 @@ class SqlChatStore(ChatStore):
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
-        with unavailable_as_503(), self._write_engine.begin() as conn:
+        with self._writers_turn(), unavailable_as_503(), self._write_engine.begin() as conn:
             yield conn
+
+    @contextmanager
+    def _writers_turn(self) -> Iterator[None]:
+        """On SQLite, wait (up to `timeout`) until no other writer of this process writes."""
+        if self._writer is None:
+            yield
+            return
+        if not self._writer.acquire(timeout=self._timeout):
+            log.error("The chat store did not answer: this process's writers waited too long")
+            raise StoreUnavailable(
+                "The chat store (the database) cannot be reached right now; try again shortly."
+            )
+        try:
+            yield
+        finally:
+            self._writer.release()
 
 
 def _logged(record: MessageRecord) -> dict:
