@@ -2,6 +2,7 @@
 
 import threading
 import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -14,6 +15,18 @@ def wait_until(condition, timeout=10.0):
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.01)
+
+
+@contextmanager
+def running(monkeypatch, relay_next, *, workers: int, idle_seconds: float):
+    """A Relayer of `workers` running `relay_next`, looking every `idle_seconds` when idle."""
+    monkeypatch.setattr(relayer_module, "IDLE_SECONDS", idle_seconds)
+    relayer = Relayer(relay_next, workers=workers)
+    relayer.start()
+    try:
+        yield relayer
+    finally:
+        relayer.stop(5)
 
 
 class Looks:
@@ -38,11 +51,8 @@ class Looks:
 
 
 def test_a_text_queued_wakes_one_worker_not_all(monkeypatch):
-    monkeypatch.setattr(relayer_module, "IDLE_SECONDS", 3600)
     looks = Looks()
-    relayer = Relayer(looks, workers=8)
-    relayer.start()
-    try:
+    with running(monkeypatch, looks, workers=8, idle_seconds=3600) as relayer:
         # Each worker looks once as it starts, then waits.
         wait_until(lambda: looks.calls == 8)
         looks.texts = 1
@@ -51,41 +61,29 @@ def test_a_text_queued_wakes_one_worker_not_all(monkeypatch):
         wait_until(lambda: looks.calls == 10)
         time.sleep(0.2)
         assert looks.calls == 10
-    finally:
-        relayer.stop(5)
 
 
 def test_texts_found_by_looking_wake_as_many_workers_as_they_need(monkeypatch):
-    monkeypatch.setattr(relayer_module, "IDLE_SECONDS", 0.05)
     # Four texts queued by another process, each sent only once all four are being sent:
     # one worker alone would wait for ever.
     all_sending = threading.Barrier(4, timeout=10)
     looks = Looks(hold=all_sending.wait)
-    relayer = Relayer(looks, workers=4)
-    relayer.start()
-    try:
+    with running(monkeypatch, looks, workers=4, idle_seconds=0.05):
         wait_until(lambda: looks.calls >= 4)
         looks.texts = 4
         wait_until(lambda: looks.texts == 0 and all_sending.n_waiting == 0)
         assert not all_sending.broken
-    finally:
-        relayer.stop(5)
 
 
 def test_an_idle_process_looks_about_once_a_second_not_once_per_worker(monkeypatch):
-    monkeypatch.setattr(relayer_module, "IDLE_SECONDS", 0.1)
     looks = Looks()
-    relayer = Relayer(looks, workers=32)
-    relayer.start()
-    try:
+    with running(monkeypatch, looks, workers=32, idle_seconds=0.1):
         wait_until(lambda: looks.calls >= 32)
         before = looks.calls
         time.sleep(1.0)
         # One worker looks every 0.05-0.15 s: at most 20 looks a second, where 32 workers
         # each looking every 0.1 s would be about 320.
         assert looks.calls - before <= 40
-    finally:
-        relayer.stop(5)
 
 
 def test_stop_waits_for_the_sends_under_way_and_takes_no_more(monkeypatch):
@@ -112,7 +110,6 @@ def test_stop_waits_for_the_sends_under_way_and_takes_no_more(monkeypatch):
 
 @pytest.mark.parametrize("error", [RuntimeError("boom")])
 def test_a_worker_goes_on_after_a_failure(monkeypatch, error):
-    monkeypatch.setattr(relayer_module, "IDLE_SECONDS", 0.05)
     calls = []
 
     def relay_next(taken):
@@ -121,9 +118,5 @@ def test_a_worker_goes_on_after_a_failure(monkeypatch, error):
             raise error
         return False
 
-    relayer = Relayer(relay_next, workers=1)
-    relayer.start()
-    try:
+    with running(monkeypatch, relay_next, workers=1, idle_seconds=0.05):
         wait_until(lambda: len(calls) >= 3)
-    finally:
-        relayer.stop(5)
