@@ -21,11 +21,12 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT_SECONDS = 5
 
 
-def make_engine(url: URL, *, pool_size: int, timeout: int) -> Engine:
+def make_engine(url: URL, *, pool_size: int, timeout: int, autocommit: bool = False) -> Engine:
     """Return an engine for `url` whose every wait (connection, lock, statement) ends in `timeout`.
 
     `pool_size` connections, one for each request a process serves at once (and two more for
-    the background sweep and commands).
+    the background sweep and commands). `autocommit`: each statement commits on its own,
+    unless a transaction is asked for (`isolation_level` in the execution options).
     """
     if url.get_backend_name() == "sqlite":
         # How long setting up a connection may wait for a lock; after that, see _begin.
@@ -45,6 +46,7 @@ def make_engine(url: URL, *, pool_size: int, timeout: int) -> Engine:
         max_overflow=2,
         pool_timeout=timeout,
         connect_args=connect_args,
+        **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),
     )
     if url.get_backend_name() == "sqlite":
         _take_over_sqlite_transactions(engine, timeout)

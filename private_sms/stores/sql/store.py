@@ -94,26 +94,28 @@ class SqlChatStore(ChatStore):
     ) -> None:
         url = database_url(str(url)) if isinstance(url, str) else url
         self.kind = "sqlite" if url.get_backend_name() == "sqlite" else "postgresql"
-        engine = make_engine(url, pool_size=pool_size, timeout=timeout)
+        # On PostgreSQL each round trip to the server costs the service more CPU than the
+        # statement costs the server: a read, and a write made of one statement, go with no
+        # transaction to begin and end (each statement is atomic, and sees what was
+        # committed when it began, as in a transaction of READ COMMITTED, PostgreSQL's default).
+        # Connections are kept so, and switched only for the writes of several statements.
+        engine = make_engine(
+            url, pool_size=pool_size, timeout=timeout, autocommit=self.kind == "postgresql"
+        )
         self._insert = sqlite.insert if self.kind == "sqlite" else postgresql.insert
-        self._engine = engine
+        self._engine = self._one_statement_engine = engine
         # On SQLite a write transaction takes the write lock when it begins (BEGIN IMMEDIATE):
         # one that began as a reader could not become a writer once another process wrote.
-        self._write_engine = engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+        self._write_engine = (
+            engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+            if self.kind == "sqlite"
+            else engine.execution_options(isolation_level="READ COMMITTED")
+        )
         # SQLite has one writer at a time: this process's writers take turns here, where a
         # waiter sleeps until its turn, rather than each polling the database's lock (they
         # lost it to one another, and to other processes, for longer than `timeout`).
         self._timeout = timeout
         self._writer = threading.RLock() if self.kind == "sqlite" else None
-        # On PostgreSQL each round trip to the server costs the service more CPU than the
-        # statement costs the server: a read, and a write made of one statement, go with no
-        # transaction to begin and end (each statement is atomic, and sees what was
-        # committed when it began, as in a transaction of READ COMMITTED, PostgreSQL's default).
-        self._one_statement_engine = (
-            engine
-            if self.kind == "sqlite"
-            else engine.execution_options(isolation_level="AUTOCOMMIT")
-        )
 
     def create_schema(self) -> None:
         """Create the tables and indexes that are missing (several processes may do it at once).
