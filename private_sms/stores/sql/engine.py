@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 # How long a query, a lock or a pooled connection is waited for before the request gets a 503.
 DEFAULT_TIMEOUT_SECONDS = 5
+# What a request is told when the store did not answer in time.
+UNAVAILABLE = "The chat store (the database) cannot be reached right now; try again shortly."
 
 
 def make_engine(url: URL, *, pool_size: int, timeout: int, autocommit: bool = False) -> Engine:
@@ -64,9 +66,7 @@ def unavailable_as_503() -> Iterator[None]:
     except (DBAPIError, PoolTimeout) as error:
         cause = error.orig if isinstance(error, DBAPIError) else error
         log.error("The chat store did not answer: %s", type(cause).__name__)
-        raise StoreUnavailable(
-            "The chat store (the database) cannot be reached right now; try again shortly."
-        ) from error
+        raise StoreUnavailable(UNAVAILABLE) from error
 
 
 def _take_over_sqlite_transactions(engine: Engine, timeout: float) -> None:

@@ -80,8 +80,7 @@ def _take(due):
 # processes skip the row this one takes, and take other chats' texts.
 TAKE = {"sqlite": _take(DUE), "postgresql": _take(DUE.with_for_update(skip_locked=True))}
 
-# The columns of a log entry and of a queued text, each given by its name (`text` is the
-# body kept in the log, when bodies are kept; `relay_text` the one to send).
+# The columns of a log entry and of a queued text, each given by its name.
 LOGGED = [c.name for c in messages.c if c.name != "seq"]
 QUEUED_COLUMNS = [c.name for c in relay_queue.c if c.name not in ("seq", "lease_until")]
 
@@ -108,20 +107,17 @@ COUNT = (
         last_activity_at=_value(chats.c.last_activity_at, "at"),
     )
 )
-LOG = (
-    insert(messages)
-    .values({n: _value(messages.c[n]) for n in ("chat_id", "direction", "at", "outcome")})
-    .values(
-        {
-            n: _value(messages.c[n])
-            for n in ("inbound_message_id", "vonage_message_ids", "detail", "text")
-        }
-    )
-    .returning(messages.c.seq)
-)
+LOG = insert(messages).values({n: _value(messages.c[n]) for n in LOGGED}).returning(messages.c.seq)
+
+
+def _queued_value(name: str):
+    # The queued text is given as `relay_text`: `text` is the log's copy, None unless bodies
+    # are kept.
+    return _value(relay_queue.c[name], "relay_text" if name == "text" else name)
+
+
 QUEUE = insert(relay_queue).values(
-    seq=_value(relay_queue.c.seq),
-    **{n: _value(relay_queue.c[n], "relay_text" if n == "text" else n) for n in QUEUED_COLUMNS},
+    seq=_value(relay_queue.c.seq), **{n: _queued_value(n) for n in QUEUED_COLUMNS}
 )
 
 
@@ -129,16 +125,7 @@ def _enqueue(with_job: bool):
     """`ChatStore.enqueue` on PostgreSQL as one statement of four (claim, count, log, queue),
     each going on only if the one before it did: one round trip instead of six."""
     claim = _claim(postgresql.insert).cte("claim")
-    touched = (
-        update(chats)
-        .where(chats.c.id == _value(chats.c.id, "chat_id"), exists(select(claim.c.key)))
-        .values(
-            message_count=chats.c.message_count + 1,
-            last_activity_at=_value(chats.c.last_activity_at, "at"),
-        )
-        .returning(chats.c.id)
-        .cte("touched")
-    )
+    touched = COUNT.where(exists(select(claim.c.key))).returning(chats.c.id).cte("touched")
     logged = (
         insert(messages)
         .from_select(LOGGED, select(*(_value(messages.c[n]) for n in LOGGED)).select_from(touched))
@@ -147,16 +134,11 @@ def _enqueue(with_job: bool):
     )
     found = [select(logged.c.seq).scalar_subquery()]
     if with_job:
-        values = [
-            _value(relay_queue.c[n], "relay_text" if n == "text" else n)
-            for n in QUEUED_COLUMNS
-            if n != "chat_id"
-        ]
         queued = (
             insert(relay_queue)
             .from_select(
-                ["seq", "chat_id", *(n for n in QUEUED_COLUMNS if n != "chat_id")],
-                select(logged.c.seq, _value(relay_queue.c.chat_id), *values),
+                ["seq", *QUEUED_COLUMNS],
+                select(logged.c.seq, *(_queued_value(n) for n in QUEUED_COLUMNS)),
             )
             .returning(relay_queue.c.seq)
             .cte("queued")

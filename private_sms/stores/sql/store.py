@@ -45,7 +45,12 @@ from private_sms.errors import StoreUnavailable
 from private_sms.stores.base import DONE, ChatStore
 from private_sms.stores.rules import check_part_fits, no_free_number, pick_free_number
 from private_sms.stores.sql import rows
-from private_sms.stores.sql.engine import DEFAULT_TIMEOUT_SECONDS, make_engine, unavailable_as_503
+from private_sms.stores.sql.engine import (
+    DEFAULT_TIMEOUT_SECONDS,
+    UNAVAILABLE,
+    make_engine,
+    unavailable_as_503,
+)
 from private_sms.stores.sql.schema import (
     IS_ACTIVE,
     chats,
@@ -103,7 +108,7 @@ class SqlChatStore(ChatStore):
             url, pool_size=pool_size, timeout=timeout, autocommit=self.kind == "postgresql"
         )
         self._insert = sqlite.insert if self.kind == "sqlite" else postgresql.insert
-        self._engine = self._one_statement_engine = engine
+        self._engine = engine
         # On SQLite a write transaction takes the write lock when it begins (BEGIN IMMEDIATE):
         # one that began as a reader could not become a writer once another process wrote.
         self._write_engine = (
@@ -582,7 +587,7 @@ class SqlChatStore(ChatStore):
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
-        with unavailable_as_503(), self._one_statement_engine.connect() as conn:
+        with unavailable_as_503(), self._engine.connect() as conn:
             yield conn
 
     @contextmanager
@@ -608,9 +613,7 @@ class SqlChatStore(ChatStore):
             return
         if not self._writer.acquire(timeout=self._timeout):
             log.error("The chat store did not answer: this process's writers waited too long")
-            raise StoreUnavailable(
-                "The chat store (the database) cannot be reached right now; try again shortly."
-            )
+            raise StoreUnavailable(UNAVAILABLE)
         try:
             yield
         finally:
