@@ -10,7 +10,13 @@ import os
 import sys
 import traceback
 
-from private_sms.settings import SettingsError, layers, load_settings, make_up_admin_token
+from private_sms.settings import (
+    SettingsError,
+    layers,
+    load_settings,
+    make_up_admin_token,
+    ready_line,
+)
 
 
 def _check_database(settings) -> None:
@@ -47,7 +53,9 @@ except SettingsError as error:
 if _settings.database_url is not None:
     _check_database(_settings)
 
-bind = "127.0.0.1:3000"
+# HOST and PORT (the tutorial's 3000 by default), as `flask run` takes them; --bind wins.
+_host = f"[{_settings.host}]" if ":" in _settings.host else _settings.host
+bind = f"{_host}:{_settings.port}"
 # Each connection is a greenlet: a relay mostly waits on Vonage's answer, and the worker serves
 # others meanwhile. A client that sends its request slowly (or never finishes it) holds only
 # its greenlet: with gthread it held one of a few threads, and 32 such clients stopped every
@@ -78,6 +86,11 @@ if not _settings.admin_api_token:
     # Every worker must take the same token: make one up here, once, before they start.
     os.environ["ADMIN_API_TOKEN"], _notice = make_up_admin_token()
     print(_notice, file=sys.stderr)
+
+
+def when_ready(server) -> None:
+    """Say, in one line, where the service listens (http://host:port) and how it is set up."""
+    server.log.info(ready_line([str(listener) for listener in server.LISTENERS], _settings))
 
 
 def on_starting(server) -> None:

@@ -43,7 +43,9 @@ DEFAULTS = {
     "MESSAGE_RETENTION": "2592000",
     "DATABASE_TIMEOUT": "5",
     "DATABASE_POOL_SIZE": "32",
-    "ACCESS_LOG": "false",
+    "ACCESS_LOG": "true",
+    "HOST": "127.0.0.1",
+    "PORT": "3000",
     "SEND_RATE": "30",
     "RELAY_WORKERS": "",
     "RELAY_MAX_AGE": "86400",
@@ -58,6 +60,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 SIGNATURE_METHODS = ("md5hash", "md5", "sha1", "sha256", "sha512")
 # Long enough that guessing one is hopeless; a generated token has 32 bytes of randomness.
 MIN_TOKEN_LENGTH = 16
+_LISTEN_HOST = re.compile(r"[A-Za-z0-9.-]+|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*")
 _HOST = re.compile(r"[A-Za-z0-9.-]+(:\d{1,5})?|\[[0-9A-Fa-f:]+\](:\d{1,5})?")
 
 
@@ -88,8 +91,10 @@ class Settings:
     message_retention: timedelta
     database_timeout: int
     database_pool_size: int
-    # Acted on by gunicorn.conf.py.
+    # Acted on by gunicorn.conf.py (and HOST and PORT by `flask run`, through .flaskenv).
     access_log: bool
+    host: str
+    port: int
     send_rate: int
     # None: as many as suit the store (relayer.py).
     relay_workers: int | None
@@ -116,6 +121,20 @@ def make_up_admin_token() -> tuple[str, str]:
         "ADMIN_API_TOKEN is not set, so the service made one up; the chat API needs it as the "
         f"header Authorization: Bearer {token} (set ADMIN_API_TOKEN to keep one)."
     )
+
+
+def ready_line(addresses: Iterable[str], settings: Settings) -> str:
+    """Return the line that says the service is up: where it listens, whether it sends, where
+    chats live, the pool's size, and whether webhooks must be signed."""
+    where = ", ".join(addresses)
+    sending = (
+        "dry run (texts are logged, not sent)" if settings.dry_run else "sending through Vonage"
+    )
+    store = settings.database_url.get_backend_name() if settings.database_url else "memory"
+    pool = len(settings.vonage_numbers)
+    signed = "signed webhooks only" if settings.signature_secret else "webhooks unsigned"
+    plural = "s" if pool != 1 else ""
+    return f"Ready on {where}: {sending}, {store} store, {pool} virtual number{plural}, {signed}."
 
 
 def merge(layers: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
@@ -165,6 +184,8 @@ def load_settings(layers: Iterable[Mapping[str, Any]]) -> Settings:
         database_timeout=_whole_number("DATABASE_TIMEOUT", text, 1, 60, unit="seconds"),
         database_pool_size=_whole_number("DATABASE_POOL_SIZE", text, 1, 1000),
         access_log=_boolean("ACCESS_LOG", text),
+        host=_listen_host(text["HOST"]),
+        port=_whole_number("PORT", text, 1, 65535),
         # Vonage's default limit is 30 sends a second an account; 0: no limit.
         send_rate=_whole_number("SEND_RATE", text, 0, 10000),
         relay_workers=(
@@ -204,6 +225,16 @@ def _rest_host(raw: str) -> str:
         raise SettingsError(
             f"VONAGE_REST_HOST ({raw!r}) must be a host name with an optional port, without "
             "https:// or a path, as in rest.nexmo.com or 127.0.0.1:8443."
+        )
+    return raw
+
+
+def _listen_host(raw: str) -> str:
+    # An address or a name, without a port (that is PORT) or brackets.
+    if not _LISTEN_HOST.fullmatch(raw):
+        raise SettingsError(
+            f"HOST ({raw!r}) must be the address to listen on, without a port: 127.0.0.1 for "
+            "this machine only, 0.0.0.0 for every interface, or :: for IPv6."
         )
     return raw
 

@@ -1,9 +1,10 @@
+import json
 import threading
 
 import pytest
 import requests
 
-from tests.support import ALICE, BOB, CAROL, VIRTUAL
+from tests.support import ALICE, BOB, CAROL, INBOUND_SMS, VIRTUAL, vonage_time
 
 INTRO_TO_ALICE = (VIRTUAL, ALICE, "Reply to this SMS to talk to UserB", "text")
 INTRO_TO_BOB = (VIRTUAL, BOB, "Reply to this SMS to talk to UserA", "text")
@@ -117,6 +118,39 @@ def test_a_body_that_is_not_a_json_object_gets_a_400(client, sms_api, data, cont
         "message": "body must be a JSON object.",
         "field": "body",
     }
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    # curl -d sends a form's type unless told otherwise; a raw request may send none.
+    ["application/x-www-form-urlencoded", "text/plain", None],
+)
+def test_a_json_body_not_typed_as_json_is_read_as_json(client, sms_api, content_type):
+    body = f'  {{"userANumber": "{ALICE}", "userBNumber": "{BOB}"}}'
+    answer = client.post("/chat", data=body, content_type=content_type)
+    assert answer.status_code == 201
+    assert sms_api.texts() == [INTRO_TO_ALICE, INTRO_TO_BOB]
+
+
+def test_a_broken_json_body_not_typed_as_json_gets_a_sentence_that_says_how_to_send_it(
+    client, sms_api
+):
+    answer = client.post("/chat", data='{"userANumber": "4477', content_type=None)
+    assert answer.status_code == 400
+    assert answer.json["message"] == (
+        "body must be a JSON object (it came as no Content-Type: send JSON with the header "
+        "Content-Type: application/json, or fields as a form)."
+    )
+    assert sms_api.sent == []
+
+
+def test_a_webhook_in_json_not_typed_as_json_is_read_as_json(client, sms_api, chat):
+    sms_api.mock.calls.reset()
+    fields = {"msisdn": ALICE, "to": VIRTUAL, "messageId": "0A02", "text": "hi"}
+    fields["message-timestamp"] = vonage_time()
+    answer = client.post(INBOUND_SMS, data=json.dumps(fields))
+    assert answer.status_code == 204
+    assert sms_api.texts() == [(VIRTUAL, BOB, "hi", "text")]
 
 
 def test_a_person_busy_on_the_only_number_gets_a_409_that_says_so(client, sms_api, chat):

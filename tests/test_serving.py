@@ -90,3 +90,66 @@ def test_a_wrong_setting_stops_the_run_command_with_its_sentence_once(database_u
     assert result.returncode != 0
     assert result.stderr.count(sentence) == 1, result.stderr
     assert "Traceback" not in result.stderr, result.stderr
+
+
+def test_host_and_port_set_where_the_run_command_listens_by_default_the_tutorials_3000():
+    assert server_settings("")["bind"] == "['127.0.0.1:3000']"
+    assert server_settings("", PORT="4321", HOST="0.0.0.0")["bind"] == "['0.0.0.0:4321']"
+    assert server_settings("", HOST="::1")["bind"] == "['[::1]:3000']"
+
+
+@pytest.mark.parametrize(
+    ("env", "sentence"),
+    [
+        ({"PORT": "http"}, "PORT ('http') must be a whole number"),
+        ({"PORT": "70000"}, "PORT ('70000') must be"),
+        ({"HOST": "localhost:3000"}, "HOST ('localhost:3000') must be the address to listen on"),
+    ],
+)
+def test_a_wrong_host_or_port_stops_the_run_command_with_its_sentence(env, sentence):
+    result = gunicorn(database_url="", **env)
+    assert result.returncode != 0
+    assert result.stderr.count(sentence) == 1, result.stderr
+
+
+def start_in_background(command: list[str], log_file, **env: str) -> subprocess.Popen:
+    inherited = {k: v for k, v in os.environ.items() if k not in ("WEB_CONCURRENCY", "FLASK_APP")}
+    with log_file.open("w") as log:
+        return subprocess.Popen(
+            command, cwd=PROJECT, env={**inherited, **env}, stdout=log, stderr=log
+        )
+
+
+def test_the_run_command_says_once_it_is_ready_where_and_how_and_logs_requests_masked(tmp_path):
+    port, log_file = free_port(), tmp_path / "service.log"
+    command = [sys.executable, "-m", "gunicorn", "app:create_app()"]
+    process = start_in_background(command, log_file, PORT=str(port))
+    try:
+        wait_until_up(Service(f"http://127.0.0.1:{port}", log_file, process))
+        number = "447700900123"
+        requests.get(f"http://127.0.0.1:{port}/webhooks/inbound-sms?msisdn={number}", timeout=10)
+        requests.get(f"http://127.0.0.1:{port}/chats/{number}", timeout=10)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    log = log_file.read_text()
+    ready = (
+        f"Ready on http://127.0.0.1:{port}: dry run (texts are logged, not sent), memory store, "
+        "1 virtual number, webhooks unsigned."
+    )
+    assert log.count(ready) == 1, log
+    # The access log is on: each request, by path without its query string, no number.
+    assert '"GET /webhooks/inbound-sms HTTP/1.1" 400' in log, log
+    assert '"GET /chats/********0123 HTTP/1.1" 401' in log, log
+    assert number not in log
+
+
+def test_flask_run_listens_on_port_as_the_run_command_does(tmp_path):
+    port, log_file = free_port(), tmp_path / "flask.log"
+    process = start_in_background([sys.executable, "-m", "flask", "run"], log_file, PORT=str(port))
+    try:
+        wait_until_up(Service(f"http://127.0.0.1:{port}", log_file, process))
+        assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -85,22 +85,51 @@ class ReadableBody:
         return self.app(environ, start_response)
 
 
+# Content types under which a body that starts with "{" is read as JSON: curl's -d sends
+# application/x-www-form-urlencoded unless told otherwise, and no form of ours starts with "{".
+_UNTYPED = ("", "application/x-www-form-urlencoded", "text/plain")
+_NOT_TYPED_AS_JSON = (
+    " (it came as {type}: send JSON with the header Content-Type: application/json, or "
+    "fields as a form)"
+)
+
+
+def body_is_json() -> bool:
+    """True when the body is JSON: typed so, or untyped (or typed as a form) and starting
+    with "{"."""
+    if request.is_json:
+        return True
+    return request.mimetype in _UNTYPED and request.get_data().lstrip()[:1] == b"{"
+
+
 def json_object() -> dict[str, Any]:
     """Return the request's JSON object body; empty when the body is not JSON."""
-    if not (request.is_json and request.get_data()):
+    if not (body_is_json() and request.get_data()):
         return {}
     # Malformed or too deeply nested JSON reads as None (see JsonProvider).
-    body = request.get_json(silent=True)
+    body = request.get_json(force=True, silent=True)
     if not isinstance(body, dict):
-        raise InvalidRequest("body", "must be a JSON object")
+        said = (
+            ""
+            if request.is_json
+            else _NOT_TYPED_AS_JSON.format(type=request.mimetype or "no Content-Type")
+        )
+        raise InvalidRequest("body", f"must be a JSON object{said}")
     return body
 
 
+def body_items() -> Iterable[tuple[str, Any]]:
+    """Return the body's fields: a JSON object's, or a form's (a field given twice, twice)."""
+    if body_is_json():
+        return json_object().items()
+    return request.form.items(multi=True)
+
+
 def request_fields() -> dict[str, Any]:
-    """Merge the query string, a form body and a JSON object body into one mapping (once)."""
+    """Merge the query string and the body's fields (a form or a JSON object) into one mapping
+    (once)."""
     if "fields" not in g:
         fields: dict[str, Any] = dict(request.args)
-        fields.update(request.form)
-        fields.update(json_object())
+        fields.update(body_items())
         g.fields = fields
     return g.fields

@@ -1,4 +1,9 @@
-"""Health: whether the service can serve, for a load balancer or a person."""
+"""Health: whether the service can serve, for a load balancer, an orchestrator or a person.
+
+`/healthz` says the process answers (a liveness probe: restart it if not), `/readyz` whether
+it can serve (a readiness probe: send it no traffic while its store does not answer), and `/`
+says both, with how the service is set up.
+"""
 
 from flask import Blueprint
 
@@ -6,6 +11,23 @@ from private_sms.errors import StoreUnavailable
 from private_sms.web.current import proxy
 
 health = Blueprint("health", __name__)
+
+
+@health.get("/healthz")
+def alive():
+    """Say the process answers; touches nothing else."""
+    return {"status": "ok"}
+
+
+@health.get("/readyz")
+def ready():
+    """Say whether the store answers, with the relay queue's depth and oldest text's age."""
+    try:
+        depth, age = proxy().queue_state()
+    except StoreUnavailable as error:
+        body = {"status": "store_unavailable", "message": error.message}
+        return body, 503, error.headers
+    return {"status": "ok", "queue": {"depth": depth, "oldestAgeSeconds": age}}
 
 
 @health.get("/")

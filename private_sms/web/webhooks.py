@@ -6,7 +6,7 @@ with (relayed, or not worth sending again) and 503 only when trying again later 
 
 from flask import Blueprint, current_app, g, request
 
-from private_sms.web.body import json_object
+from private_sms.web.body import body_items
 from private_sms.web.current import proxy
 from private_sms.wire.sms_api import parse_delivery_receipt, parse_inbound_sms, webhook_fields
 
@@ -16,9 +16,7 @@ webhooks = Blueprint("webhooks", __name__)
 @webhooks.before_request
 def read_and_verify() -> None:
     """Read the webhook's fields once; with VONAGE_SIGNATURE_SECRET set, only Vonage's pass."""
-    g.webhook = webhook_fields(
-        [request.args.items(multi=True), request.form.items(multi=True), json_object().items()]
-    )
+    g.webhook = webhook_fields([request.args.items(multi=True), body_items()])
     check = current_app.extensions.get("signature_check")
     if check is not None:
         check.verify(g.webhook)
