@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
+import click
 from flask import Flask
 
 from private_sms.errors import StoreUnavailable
@@ -40,35 +41,47 @@ MAX_REQUEST_BYTES = 64 * 1024
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the service from the defaults, `.env`, the environment and `test_config`.
 
-    With `test_config` no background thread starts (the sweep, the relay workers).
+    With `test_config` no background thread starts (the sweep, the relay workers); nor when a
+    `flask` command other than `run` loads the app to run itself (it serves nothing).
     """
     settings = load_settings(layers(test_config))
     configure_logging(settings.log_level)
-    settings = with_admin_token(settings)
+    serves = serving()
+    settings = with_admin_token(settings, say=serves)
     app = Flask(__name__)
     register_settings(app, settings)
-    store = build_store(settings)
-    sender = build_sender(settings)
+    # What the service is set up with is said when it serves, not before each command.
+    store = build_store(settings, announce=serves)
+    sender = build_sender(settings, announce=serves)
     register_proxy(app, settings, store, sender)
-    register_signature_check(app, settings)
-    if test_config is None:
+    register_signature_check(app, settings, announce=serves)
+    if test_config is None and serves:
         register_sweeper(app)
         register_relayer(app, settings)
     register_blueprints(app)
     register_error_handlers(app)
-    register_commands(app)
+    register_commands(app, serving=serves)
     return app
 
 
-def with_admin_token(settings: Settings) -> Settings:
-    """Return `settings` with an admin token: one made up (and said once) if none is set.
+def serving() -> bool:
+    """False while a `flask` command other than `run` (`flask chats list`, say) loads the app:
+    Flask loads it before it runs the command, in the group's click context."""
+    context = click.get_current_context(silent=True)
+    return context is None or context.command.name == "run"
+
+
+def with_admin_token(settings: Settings, *, say: bool = True) -> Settings:
+    """Return `settings` with an admin token: one made up if none is set, and said once when
+    `say` (a command that serves nothing has no one to tell it to).
 
     Under gunicorn, gunicorn.conf.py makes it up before the workers start, so all share it.
     """
     if settings.admin_api_token:
         return settings
     token, notice = make_up_admin_token()
-    log.warning(notice)
+    if say:
+        log.warning(notice)
     return dataclasses.replace(settings, admin_api_token=token)
 
 
@@ -81,7 +94,7 @@ def register_settings(app: Flask, settings: Settings) -> None:
     app.wsgi_app = ReadableBody(app.wsgi_app)
 
 
-def build_store(settings: Settings) -> ChatStore:
+def build_store(settings: Settings, *, announce: bool = True) -> ChatStore:
     """Return the store DATABASE_URL names (its schema made if missing), or the memory store."""
     store = open_store(
         settings.database_url,
@@ -89,7 +102,8 @@ def build_store(settings: Settings) -> ChatStore:
         timeout=settings.database_timeout,
     )
     if settings.database_url is None:
-        log.info("Chats are kept in memory: one process, gone at exit (see DATABASE_URL).")
+        if announce:
+            log.info("Chats are kept in memory: one process, gone at exit (see DATABASE_URL).")
         return store
     where = settings.database_url.render_as_string(hide_password=True)
     try:
@@ -99,20 +113,21 @@ def build_store(settings: Settings) -> ChatStore:
         raise SettingsError(
             f"DATABASE_URL ({where}) cannot be used: {error.__cause__.orig}".strip()
         ) from None
-    log.info("Chats are kept in %s at %s.", store.kind, where)
+    if announce:
+        log.info("Chats are kept in %s at %s.", store.kind, where)
     return store
 
 
-def build_sender(settings: Settings) -> SmsSender:
+def build_sender(settings: Settings, *, announce: bool = True) -> SmsSender:
     """Return the sender through Vonage's SMS API, or the dry run without credentials."""
     numbers = ", ".join(map(mask, settings.vonage_numbers))
-    if settings.dry_run:
+    if announce and settings.dry_run:
         log.warning(
             "No Vonage credentials (VONAGE_API_KEY, VONAGE_API_SECRET): dry run, texts are "
             "logged instead of sent. Virtual numbers: %s.",
             numbers,
         )
-    else:
+    elif announce:
         log.info("Sending through Vonage from %s.", numbers)
     return open_sender(
         settings.vonage_api_key,
@@ -143,17 +158,18 @@ def register_proxy(app: Flask, settings: Settings, store: ChatStore, sender: Sms
     )
 
 
-def register_signature_check(app: Flask, settings: Settings) -> None:
+def register_signature_check(app: Flask, settings: Settings, *, announce: bool = True) -> None:
     """With VONAGE_SIGNATURE_SECRET, only webhooks Vonage signed pass."""
     if settings.signature_secret:
         app.extensions["signature_check"] = SignatureCheck(
             settings.signature_secret, settings.signature_method, settings.signature_max_age
         )
         return
-    log.warning(
-        "VONAGE_SIGNATURE_SECRET is not set: webhooks are accepted unsigned, so anyone "
-        "who knows the URL and two numbers of a chat can send a text into it."
-    )
+    if announce:
+        log.warning(
+            "VONAGE_SIGNATURE_SECRET is not set: webhooks are accepted unsigned, so anyone "
+            "who knows the URL and two numbers of a chat can send a text into it."
+        )
 
 
 def register_sweeper(app: Flask) -> None:

@@ -28,17 +28,30 @@ def require_admin_token() -> None:
     check_bearer_token(request.headers.get("Authorization"), settings().admin_api_token)
 
 
-def _page_size() -> int:
-    raw = request.args.get("limit", "")
+def page_size(raw: str) -> int:
+    """Read `limit`: 1 to MAX_PAGE_SIZE, DEFAULT_PAGE_SIZE when empty."""
     if raw == "":
         return DEFAULT_PAGE_SIZE
     return fields.whole_number(raw, "limit", low=1, high=MAX_PAGE_SIZE)
 
 
-def _cursor() -> int | None:
-    # Cursors are the `nextCursor` of the previous page: a position, not an offset.
-    raw = request.args.get("cursor", "")
+def cursor(raw: str) -> int | None:
+    """Read `cursor`: the `nextCursor` of the page before (a position, not an offset)."""
     return None if raw == "" else fields.whole_number(raw, "cursor", low=0, high=MAX_CURSOR)
+
+
+def chat_query(status: str, participant: str, number: str, limit: int, before: str) -> ChatQuery:
+    """Return the query for a page of chats, from the filters as given (one more than
+    `limit`: see `page_json`)."""
+    if status not in STATUSES:
+        raise InvalidRequest("status", "must be active, ended or all")
+    return ChatQuery(
+        status=STATUSES[status],
+        participant=participant or None,
+        number=number or None,
+        limit=limit + 1,
+        before=cursor(before),
+    )
 
 
 @chat_api.post("/chat")
@@ -55,20 +68,16 @@ def create_chat():
 @chat_api.get("/chats")
 def list_chats():
     """List chats, newest first: `status` (active, ended, all), `participant`, `number`."""
-    status = request.args.get("status", "active")
-    if status not in STATUSES:
-        raise InvalidRequest("status", "must be active, ended or all")
-    limit = _page_size()
-    chats = proxy().list_chats(
-        ChatQuery(
-            status=STATUSES[status],
-            participant=request.args.get("participant") or None,
-            number=request.args.get("number") or None,
-            limit=limit + 1,
-            before=_cursor(),
-        )
+    given = request.args
+    limit = page_size(given.get("limit", ""))
+    query = chat_query(
+        given.get("status", "active"),
+        given.get("participant", ""),
+        given.get("number", ""),
+        limit,
+        given.get("cursor", ""),
     )
-    return page_json("chats", chats, limit, chat_json)
+    return page_json("chats", proxy().list_chats(query), limit, chat_json)
 
 
 @chat_api.get("/chats/<chat_id>")
@@ -88,6 +97,7 @@ def end_chat(chat_id: str):
 @chat_api.get("/chats/<chat_id>/messages")
 def list_messages(chat_id: str):
     """Show a chat's message log, oldest first."""
-    limit = _page_size()
-    records = proxy().list_messages(chat_id, limit=limit + 1, after=_cursor())
+    limit = page_size(request.args.get("limit", ""))
+    after = cursor(request.args.get("cursor", ""))
+    records = proxy().list_messages(chat_id, limit=limit + 1, after=after)
     return page_json("messages", records, limit, message_json)
