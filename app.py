@@ -28,6 +28,7 @@ from private_sms.web.chat_api import chat_api
 from private_sms.web.commands import register_commands
 from private_sms.web.errors import register_error_handlers
 from private_sms.web.health import health
+from private_sms.web.openapi import openapi
 from private_sms.web.webhooks import webhooks
 from private_sms.wire.signatures import SignatureCheck
 from sms_proxy import SmsProxy
@@ -190,7 +191,8 @@ def register_relayer(app: Flask, settings: Settings) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    """Serve health, the chat API and Vonage's webhooks."""
+    """Serve health, the chat API, Vonage's webhooks, and the API's description and docs."""
     app.register_blueprint(health)
     app.register_blueprint(chat_api)
     app.register_blueprint(webhooks)
+    app.register_blueprint(openapi)

@@ -10,6 +10,19 @@ from private_sms.errors import InvalidRequest
 from private_sms.web.auth import check_bearer_token
 from private_sms.web.body import request_fields
 from private_sms.web.current import proxy, settings
+from private_sms.web.openapi import (
+    ADMIN_TOKEN,
+    Chat,
+    ChatFilters,
+    ChatPage,
+    EndedChat,
+    EndOptions,
+    MessagePage,
+    NewChat,
+    NewChatQuery,
+    Paging,
+    described,
+)
 from private_sms.web.shapes import chat_json, message_json, page_json
 from private_sms.wire import fields
 
@@ -20,6 +33,8 @@ MAX_PAGE_SIZE = 500
 # Cursors are row numbers: a 64-bit column holds none larger.
 MAX_CURSOR = 2**63 - 1
 STATUSES = {"active": ACTIVE, "ended": ENDED, "all": None}
+# Every route of the chat API needs the admin token.
+ADMIN = {"tags": ["chats"], "security": {ADMIN_TOKEN: []}}
 
 
 @chat_api.before_request
@@ -55,6 +70,14 @@ def chat_query(status: str, participant: str, number: str, limit: int, before: s
 
 
 @chat_api.post("/chat")
+@described(
+    query=NewChatQuery,
+    json=NewChat,
+    form=NewChat,
+    answers={201: Chat},
+    errors=(400, 401, 409, 413, 502, 503),
+    **ADMIN,
+)
 def create_chat():
     """Start a chat between userANumber and userBNumber (query string, form or JSON)."""
     given = request_fields()
@@ -66,6 +89,7 @@ def create_chat():
 
 
 @chat_api.get("/chats")
+@described(query=ChatFilters, answers={200: ChatPage}, errors=(400, 401, 503), **ADMIN)
 def list_chats():
     """List chats, newest first: `status` (active, ended, all), `participant`, `number`."""
     given = request.args
@@ -81,12 +105,14 @@ def list_chats():
 
 
 @chat_api.get("/chats/<chat_id>")
+@described(answers={200: Chat}, errors=(401, 404, 503), **ADMIN)
 def get_chat(chat_id: str):
     """Show one chat, active or ended."""
     return chat_json(proxy().get_chat(chat_id))
 
 
 @chat_api.delete("/chats/<chat_id>")
+@described(query=EndOptions, answers={200: EndedChat}, errors=(400, 401, 404, 503), **ADMIN)
 def end_chat(chat_id: str):
     """End a chat; `?notify=true` texts both people that it ended."""
     notify = fields.flag(request.args.get("notify", "false"), "notify")
@@ -95,6 +121,7 @@ def end_chat(chat_id: str):
 
 
 @chat_api.get("/chats/<chat_id>/messages")
+@described(query=Paging, answers={200: MessagePage}, errors=(400, 401, 404, 503), **ADMIN)
 def list_messages(chat_id: str):
     """Show a chat's message log, oldest first."""
     limit = page_size(request.args.get("limit", ""))

@@ -9,17 +9,20 @@ from flask import Blueprint
 
 from private_sms.errors import StoreUnavailable
 from private_sms.web.current import proxy
+from private_sms.web.openapi import Alive, Health, Ready, described
 
 health = Blueprint("health", __name__)
 
 
 @health.get("/healthz")
+@described(answers={200: Alive}, tags=["health"])
 def alive():
     """Say the process answers; touches nothing else."""
     return {"status": "ok"}
 
 
 @health.get("/readyz")
+@described(answers={200: Ready, 503: Ready}, tags=["health"])
 def ready():
     """Say whether the store answers, with the relay queue's depth and oldest text's age."""
     try:
@@ -31,6 +34,7 @@ def ready():
 
 
 @health.get("/")
+@described(answers={200: Health, 503: Health}, tags=["health"])
 def health_answer():
     """Say whether the service can serve: how it sends, where chats live (and whether that
     store answers), the pool of numbers, and the relay queue's depth and oldest text's age.

@@ -8,6 +8,7 @@ from flask import Blueprint, current_app, g, request
 
 from private_sms.web.body import body_items
 from private_sms.web.current import proxy
+from private_sms.web.openapi import DeliveryReceipt, InboundSms, described
 from private_sms.wire.sms_api import parse_delivery_receipt, parse_inbound_sms, webhook_fields
 
 webhooks = Blueprint("webhooks", __name__)
@@ -22,15 +23,55 @@ def read_and_verify() -> None:
         check.verify(g.webhook)
 
 
-@webhooks.route("/webhooks/inbound-sms", methods=["GET", "POST"])
+# 204 whatever became of the text; 400 and 401 (a bad signature) are not sent again; 503 is.
+WEBHOOK = {"answers": {204: None}, "errors": (400, 401, 413, 503), "tags": ["webhooks"]}
+
+
+@webhooks.get("/webhooks/inbound-sms")
+@described(query=InboundSms, **WEBHOOK)
+def inbound_sms_in_query():
+    """An inbound SMS, as Vonage sends it with GET.
+
+    Relays the text to the partner of its chat; 204 unless it is worth sending again.
+    """
+    return _inbound_sms()
+
+
+@webhooks.post("/webhooks/inbound-sms")
+@described(form=InboundSms, json=InboundSms, **WEBHOOK)
 def inbound_sms():
-    """Relay a text Vonage received on a virtual number; 204 unless it is worth sending again."""
+    """An inbound SMS, as Vonage sends it with POST (a form, or JSON).
+
+    Relays the text to the partner of its chat; 204 unless it is worth sending again.
+    """
+    return _inbound_sms()
+
+
+def _inbound_sms():
     proxy().relay(parse_inbound_sms(g.webhook))
     return "", 204
 
 
-@webhooks.route("/webhooks/delivery-receipt", methods=["GET", "POST"])
+@webhooks.get("/webhooks/delivery-receipt")
+@described(query=DeliveryReceipt, **WEBHOOK)
+def delivery_receipt_in_query():
+    """A delivery receipt, as Vonage sends it with GET.
+
+    Keeps what became of a relayed text in its chat's message log.
+    """
+    return _delivery_receipt()
+
+
+@webhooks.post("/webhooks/delivery-receipt")
+@described(form=DeliveryReceipt, json=DeliveryReceipt, **WEBHOOK)
 def delivery_receipt():
-    """Keep what Vonage says became of a relayed text, in its chat's message log."""
+    """A delivery receipt, as Vonage sends it with POST (a form, or JSON).
+
+    Keeps what became of a relayed text in its chat's message log.
+    """
+    return _delivery_receipt()
+
+
+def _delivery_receipt():
     proxy().record_receipt(parse_delivery_receipt(g.webhook))
     return "", 204
