@@ -4,6 +4,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
+from private_sms.web import openapi
 from tests.support import ADMIN_HEADERS, ADMIN_TOKEN, INBOUND_SMS, POOL, RECEIPT, vonage_time
 
 NOT_A_NUMBER = schemathesis.checks.positive_data_acceptance
@@ -110,3 +111,38 @@ def test_the_docs_page_is_served_from_the_service_alone(app):
             assert answer.status_code == 200 and len(answer.data) > 100
     assert '"/openapi.json"' in client.get("/docs/start.js").get_data(as_text=True)
     assert client.get("/docs/../app.py").status_code == 404
+
+
+def keys(value):
+    """The shape of a JSON value: its objects' keys, all the way down."""
+    if isinstance(value, dict):
+        return {key: keys(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [keys(value[0])] if value else []
+    return None
+
+
+def test_each_example_fits_its_shape_and_is_shaped_as_a_real_answer(app, client):
+    document = client.get("/openapi.json").json
+    examples = {
+        name: schema["examples"][0]
+        for name, schema in document["components"]["schemas"].items()
+        if "examples" in schema
+    }
+    assert set(examples) >= {"Chat", "EndedChat", "ChatPage", "Message", "MessagePage", "Error"}
+    for name, example in examples.items():
+        getattr(openapi, name).model_validate(example)
+    chat = client.post("/chat", json=NEW_CHAT).json
+    text = {"msisdn": chat["userANumber"], "to": chat["virtualNumber"], "text": "On my way"}
+    client.post(INBOUND_SMS, data={**text, "messageId": "0A01", "message-timestamp": vonage_time()})
+    log = client.get(f"/chats/{chat['id']}/messages").json
+    sent = log["messages"][0]["vonageMessageIds"][0]
+    client.post(RECEIPT, data={"messageId": sent, "status": "delivered", "err-code": "0"})
+    real = {
+        "ChatPage": client.get("/chats").json,
+        "MessagePage": client.get(f"/chats/{chat['id']}/messages").json,
+        "EndedChat": client.delete(f"/chats/{chat['id']}?notify=true").json,
+        "Error": client.post("/chat", json={}).json,
+    }
+    for name, answer in real.items():
+        assert keys(answer) == keys(examples[name]), name

@@ -34,11 +34,66 @@ class Shape(BaseModel):
     model_config = ConfigDict(extra="forbid", field_title_generator=lambda name, field: name)
 
 
+def answered(example: dict) -> ConfigDict:
+    """Return a shape's settings with `example`, an answer the service gave (in a dry run)."""
+    return ConfigDict(**Shape.model_config, json_schema_extra={"examples": [example]})
+
+
+# Answers of a dry run: a chat started, a text relayed and its receipt, the chat ended.
+CHAT = {
+    "id": "d69786e33cab4ade8c88666ab5459c62",
+    "status": "active",
+    "userANumber": "447700900001",
+    "userBNumber": "447700900002",
+    "virtualNumber": "447700900000",
+    "createdAt": "2026-12-02T19:09:56.551446+00:00",
+    "lastActivityAt": "2026-12-02T19:09:56.552805+00:00",
+    "messageCount": 1,
+    "endedAt": None,
+    "endedReason": None,
+}
+ENDED = {
+    **CHAT,
+    "status": "ended",
+    "endedAt": "2026-12-02T19:09:56.555568+00:00",
+    "endedReason": "api",
+    "notified": ["userA", "userB"],
+}
+RECEIPT = {
+    "messageId": "dry-run-5e35d0b549b14a9a",
+    "status": "delivered",
+    "errCode": "0",
+    "at": "2026-12-02T19:09:56.554162+00:00",
+}
+MESSAGE = {
+    "direction": "a-to-b",
+    "at": "2026-12-02T19:09:56.552805+00:00",
+    "outcome": "sent",
+    "detail": None,
+    "inboundMessageId": "0A0000000123ABCD1",
+    "vonageMessageIds": ["dry-run-5e35d0b549b14a9a"],
+    "receipts": [RECEIPT],
+    "text": "On my way",
+    "tries": 0,
+    "nextTryAt": None,
+}
+HEALTH = {
+    "status": "ok",
+    "sending": "dry-run",
+    "store": "memory",
+    "virtualNumbers": ["447700900000"],
+    "queue": {"depth": 0, "oldestAgeSeconds": None},
+}
+ERROR = {"error": "invalid_request", "message": "userANumber is missing.", "field": "userANumber"}
+
+
 # What the service answers.
 
 
 class Error(Shape):
     """What went wrong, in a sentence; `field` names the input at fault."""
+
+    model_config = answered(ERROR)
 
     error: str = Field(examples=["invalid_request", "not_found", "conflict"])
     message: str = Field(examples=["userANumber is missing."])
@@ -47,6 +102,8 @@ class Error(Shape):
 
 class Chat(Shape):
     """A chat: two people, the pool number they text through, and its state."""
+
+    model_config = answered(CHAT)
 
     id: str = Field(pattern="^[0-9a-f]{32}$", examples=["84afb31000374ec1a35d2ec80a47b9bd"])
     status: Literal["active", "ended"]
@@ -63,11 +120,15 @@ class Chat(Shape):
 class EndedChat(Chat):
     """The chat as it is now, and the roles that were texted the end notice."""
 
+    model_config = answered(ENDED)
+
     notified: list[Literal["userA", "userB"]]
 
 
 class ChatPage(Shape):
     """A page of chats, newest first; `nextCursor` asks for the next one."""
+
+    model_config = answered({"chats": [CHAT], "nextCursor": None})
 
     chats: list[Chat]
     nextCursor: str | None
@@ -75,6 +136,8 @@ class ChatPage(Shape):
 
 class Receipt(Shape):
     """What Vonage says became of one SMS part."""
+
+    model_config = answered(RECEIPT)
 
     messageId: str
     status: str = Field(examples=["delivered"])
@@ -84,6 +147,8 @@ class Receipt(Shape):
 
 class Message(Shape):
     """An entry of a chat's message log: a text one person sent, and what became of it."""
+
+    model_config = answered(MESSAGE)
 
     direction: Literal["a-to-b", "b-to-a"]
     at: datetime
@@ -100,6 +165,8 @@ class Message(Shape):
 class MessagePage(Shape):
     """A page of a chat's message log, oldest first."""
 
+    model_config = answered({"messages": [MESSAGE], "nextCursor": None})
+
     messages: list[Message]
     nextCursor: str | None
 
@@ -114,6 +181,8 @@ class Queue(Shape):
 class Health(Shape):
     """How the service sends, where chats live, the pool, the queue; 503 while the store does
     not answer."""
+
+    model_config = answered(HEALTH)
 
     status: Literal["ok", "store_unavailable"]
     sending: Literal["vonage", "dry-run"]
