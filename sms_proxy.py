@@ -57,6 +57,9 @@ SETTLE_PAUSES = (0.2, 1.0)
 THROTTLE_PAUSE = timedelta(seconds=1)
 # How long an intro or an end notice may wait for its turn (SEND_RATE) before a 503.
 SEND_WAIT = timedelta(seconds=5)
+# How long a relay may wait for its turn before it gives its text back to the queue (due
+# again after a back-off): its hold on the text covers this wait, its send and CLAIM_MARGIN.
+RELAY_TURN_WAIT = timedelta(seconds=5)
 # A relay that wakes later than this for its turn (a busy process) takes the next one: sent
 # then, it would go out close to the next turn's send, and a second at Vonage could hold more
 # sends than SEND_RATE.
@@ -112,7 +115,7 @@ class SmsProxy:
         self.store_message_bodies = store_message_bodies
         # A request that claimed a webhook has this long to relay it before another may:
         # the longest a send can take, and a margin.
-        self.claim_lease = claim_lease or sender.longest_send + CLAIM_MARGIN
+        self.claim_lease = claim_lease or sender.longest_send + RELAY_TURN_WAIT + CLAIM_MARGIN
         self.claim_retention = max(claim_retention, MIN_CLAIM_RETENTION)
         self.concat_timeout = concat_timeout
         self.message_retention = message_retention
@@ -439,7 +442,7 @@ class SmsProxy:
             return True
         try:
             # Never past the lease this relay holds the text for: another would take it too.
-            self._wait_for_turn(self.claim_lease - CLAIM_MARGIN)
+            self._wait_for_turn(self.claim_lease - CLAIM_MARGIN - self.sender.longest_send)
             message_ids = self.sender.send(job.number, job.recipient, job.text)
         except SendFailed as error:
             self._relay_failed(job, error)
@@ -511,7 +514,9 @@ class SmsProxy:
         deadline = self.clock() + bound
         while True:
             now = self.clock()
-            slot = self.store.reserve_send(now, self.send_interval, deadline - now)
+            slot = self.store.reserve_send(
+                now, self.send_interval, max(deadline - now, timedelta(0))
+            )
             if slot is None:
                 raise SendsBusy(
                     "Too many texts are waiting for their turn to be sent (SEND_RATE); "

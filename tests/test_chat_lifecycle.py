@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 
+from app import create_app
 from private_sms.errors import StoreUnavailable
 from private_sms.stores.sql import SqlChatStore
 from sms_proxy import END_TEXT, SEND_LATE
@@ -362,3 +363,16 @@ def test_a_turn_taken_late_is_not_used_so_no_second_has_more_sends_than_send_rat
     assert len(started) == 30
     gaps = [(b - a).total_seconds() for a, b in zip(started, started[1:], strict=False)]
     assert min(gaps) >= 0.1 - SEND_LATE.total_seconds()
+
+
+@pytest.mark.parametrize("send_rate", ["30", "1"])
+def test_a_dry_run_at_a_send_rate_relays_a_reply_that_came_just_after_the_intros(send_rate):
+    # The dry run's sends take no time, and a relay used to wait for its turn only as long as
+    # its sender's longest send: no time at all. Every relay was refused its turn, for ever.
+    app = create_app({"ADMIN_API_TOKEN": ADMIN_TOKEN, "SEND_RATE": send_rate})
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {ADMIN_TOKEN}"
+    chat = start(client, ALICE, BOB)
+    assert text(client, ALICE, chat["virtualNumber"], "hello").status_code == 204
+    (entry,) = client.get(f"/chats/{chat['id']}/messages").json["messages"]
+    assert (entry["outcome"], entry["detail"]) == ("sent", None)
