@@ -28,6 +28,7 @@ from private_sms.web.chat_api import chat_api
 from private_sms.web.commands import register_commands
 from private_sms.web.errors import register_error_handlers
 from private_sms.web.health import health
+from private_sms.web.metrics import register_metrics
 from private_sms.web.openapi import openapi
 from private_sms.web.webhooks import webhooks
 from private_sms.wire.signatures import SignatureCheck
@@ -60,6 +61,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         register_sweeper(app)
         register_relayer(app, settings)
     register_blueprints(app)
+    register_metrics(app)
     register_error_handlers(app)
     register_commands(app, serving=serves)
     return app

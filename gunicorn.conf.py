@@ -8,6 +8,7 @@ line that asks for more is refused.
 
 import os
 import sys
+import tempfile
 import traceback
 
 from private_sms.settings import (
@@ -75,6 +76,12 @@ sql_workers = int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count() or 1)
 workers = sql_workers if _settings.database_url is not None else 1
 
 
+if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    # Each worker counts in files of this folder, and a scrape of /metrics, at whichever
+    # worker, adds them all up (prometheus-client's multiprocess mode). A new one each start.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="sms-proxy-metrics-")
+
+
 if _settings.access_log:
     accesslog = "-"
 # The path without its query string (a GET webhook carries numbers and the text there), and
@@ -103,6 +110,14 @@ def on_starting(server) -> None:
             server.cfg.workers,
         )
         sys.exit(1)
+
+
+def child_exit(server, worker) -> None:
+    """Keep what a worker that exited counted, and drop its live values."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
 
 
 def worker_exit(server, worker) -> None:

@@ -72,6 +72,34 @@ CLOCK_SLACK = timedelta(seconds=1)
 STAMP_RESOLUTION = timedelta(seconds=1)
 
 
+class Observer:
+    """Who hears what the proxy does, for metrics; by default, no one.
+
+    `counted` hears one of RECEIVED, RELAYED, FAILED, GIVEN_UP, RETRIED, COPY, SKIPPED;
+    `sent_in` how long one send through the sender took (RELAY, INTRO, END_NOTICE), failed
+    or not.
+    """
+
+    def counted(self, event: str) -> None:
+        """Hear that `event` happened to a text."""
+
+    def sent_in(self, kind: str, seconds: float) -> None:
+        """Hear how long a send of `kind` took."""
+
+
+# What the proxy tells its Observer.
+RECEIVED, RELAYED, FAILED_FOR_GOOD, GAVE_UP, RETRIED, COPY, NOT_RELAYED = (
+    "received",
+    "relayed",
+    "failed",
+    "given_up",
+    "retried",
+    "copy",
+    "skipped",
+)
+RELAY, INTRO, END_NOTICE = "relay", "intro", "end_notice"
+
+
 def claim_key(number: str, sender: str, message_id: str) -> str:
     """Return the key a webhook is claimed under: its messageId, from its sender, to its number.
 
@@ -128,6 +156,7 @@ class SmsProxy:
         # Called when a text is queued: the relay workers' wake-up. Without workers (tests,
         # a single call), the queue is relayed right away in the caller's thread.
         self.on_queued: Callable[[], None] = self.relay_due
+        self.observer = Observer()
         self._next_purge = datetime.min.replace(tzinfo=UTC)
         # The retries' jitter, apart from the global generator other code may seed.
         self._random = random.Random()
@@ -147,7 +176,7 @@ class SmsProxy:
         intros = [(user_a, "UserA", "UserB"), (user_b, "UserB", "UserA")]
         for already_sent, (recipient, name, partner) in enumerate(intros):
             try:
-                self._send_now(chat.number, recipient, INTRO_TEXT.format(partner=partner))
+                self._send_now(chat.number, recipient, INTRO_TEXT.format(partner=partner), INTRO)
             except SendFailed as error:
                 self.store.delete_chat(chat.id)
                 note = " UserA had already been sent an intro." if already_sent else ""
@@ -200,7 +229,7 @@ class SmsProxy:
         if notify:
             for role, recipient in (("userA", chat.user_a), ("userB", chat.user_b)):
                 try:
-                    self._send_now(chat.number, recipient, END_TEXT)
+                    self._send_now(chat.number, recipient, END_TEXT, END_NOTICE)
                     notified.append(role)
                 except SendFailed as error:
                     log.warning(
@@ -405,12 +434,15 @@ class SmsProxy:
             )
         if self.store.enqueue(key, record, job) is None:
             log.info("Text %s was dealt with already: this copy is not", sms.message_id)
+            self.observer.counted(COPY)
             return
         if job is None:
             say = log.warning if sms.type == "binary" else log.info
             say("Text %s in chat %s not relayed: %s", sms.message_id, chat.id, record.detail)
+            self.observer.counted(NOT_RELAYED)
             return
         log.info("Text %s in chat %s queued", sms.message_id, chat.id)
+        self.observer.counted(RECEIVED)
         try:
             self.on_queued()
         except SmsProxyError as error:
@@ -439,11 +471,12 @@ class SmsProxy:
             detail = f"not sent within RELAY_MAX_AGE ({self.relay_max_age}); given up"
             log.error("Text %s in chat %s: %s", job.inbound_message_id, job.chat_id, detail)
             self.store.finish_relay(job.seq, GIVEN_UP, detail=detail)
+            self.observer.counted(GAVE_UP)
             return True
         try:
             # Never past the lease this relay holds the text for: another would take it too.
             self._wait_for_turn(self.claim_lease - CLAIM_MARGIN - self.sender.longest_send)
-            message_ids = self.sender.send(job.number, job.recipient, job.text)
+            message_ids = self._send(job.number, job.recipient, job.text, RELAY)
         except SendFailed as error:
             self._relay_failed(job, error)
             return True
@@ -455,6 +488,7 @@ class SmsProxy:
             ", ".join(message_ids),
         )
         self._settle(job, SENT, message_ids=message_ids, detail=job.note)
+        self.observer.counted(RELAYED)
         return True
 
     def _settle(self, job: RelayJob, outcome: str, **found) -> None:
@@ -485,7 +519,9 @@ class SmsProxy:
                 error.message,
             )
             self._settle(job, FAILED, detail=error.message)
+            self.observer.counted(FAILED_FOR_GOOD)
             return
+        self.observer.counted(RETRIED)
         now = self.clock()
         if error.throttled:
             self.store.delay_sends(now + THROTTLE_PAUSE)
@@ -501,10 +537,18 @@ class SmsProxy:
         )
         self.store.retry_relay(job.seq, now + timedelta(seconds=wait), error.message)
 
-    def _send_now(self, number: str, recipient: str, text: str) -> list[str]:
+    def _send_now(self, number: str, recipient: str, text: str, kind: str) -> list[str]:
         """Send a text the caller waits for (an intro, an end notice), in its turn."""
         self._wait_for_turn(SEND_WAIT)
-        return self.sender.send(number, recipient, text)
+        return self._send(number, recipient, text, kind)
+
+    def _send(self, number: str, recipient: str, text: str, kind: str) -> list[str]:
+        """Send through the sender, telling the observer how long it took."""
+        started = time.perf_counter()
+        try:
+            return self.sender.send(number, recipient, text)
+        finally:
+            self.observer.sent_in(kind, time.perf_counter() - started)
 
     def _wait_for_turn(self, bound: timedelta) -> None:
         """Wait for this send's turn under SEND_RATE, shared by every process of the service;

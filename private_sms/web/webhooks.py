@@ -8,10 +8,14 @@ from flask import Blueprint, current_app, g, request
 
 from private_sms.web.body import body_items
 from private_sms.web.current import proxy
+from private_sms.web.metrics import start_timing, time_webhook
 from private_sms.web.openapi import DeliveryReceipt, InboundSms, described
 from private_sms.wire.sms_api import parse_delivery_receipt, parse_inbound_sms, webhook_fields
 
 webhooks = Blueprint("webhooks", __name__)
+# Timed from before their fields are read to their answer, whatever it is (/metrics).
+webhooks.before_request(start_timing)
+webhooks.after_request(time_webhook)
 
 
 @webhooks.before_request
