@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import flask_swagger_ui
-from flask import Blueprint, current_app, render_template_string, send_from_directory
+from flask import Blueprint, Flask, current_app, render_template_string, send_from_directory
 from pydantic import BaseModel, ConfigDict, Field
 from spectree import Response, SecurityScheme, SecuritySchemeData, SpecTree
 
@@ -340,25 +340,30 @@ def described(
 
 
 def openapi_document() -> dict:
-    """Return the OpenAPI description of the current app's routes (the same in every app)."""
-    global _document
-    if _document is None:
-        spec.app = current_app
+    """Return the OpenAPI description of the current app's routes (made at its first ask)."""
+    document = current_app.extensions.get("openapi")
+    if document is None:
+        document = current_app.extensions["openapi"] = _describe(current_app)
+    return document
+
+
+def _describe(app: Flask) -> dict:
+    # Spectree reads the routes from its `app`; it keeps none here.
+    spec.app = app
+    try:
         document = copy.deepcopy(spec.spec)
-        for path, operations in document["paths"].items():
-            for method, operation in operations.items():
-                if (path, method) in OPTIONAL_BODIES:
-                    operation["requestBody"]["required"] = False
-                # Spectree names a form multipart/form-data; Vonage sends its webhooks, and
-                # curl its -d, as application/x-www-form-urlencoded. The views take both.
-                content = operation.get("requestBody", {}).get("content", {})
-                if "multipart/form-data" in content:
-                    content["application/x-www-form-urlencoded"] = content["multipart/form-data"]
-        _document = document
-    return _document
-
-
-_document: dict | None = None
+    finally:
+        spec.app = None
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if (path, method) in OPTIONAL_BODIES:
+                operation["requestBody"]["required"] = False
+            # Spectree names a form multipart/form-data; Vonage sends its webhooks, and curl
+            # its -d, as application/x-www-form-urlencoded. The views take both.
+            content = operation.get("requestBody", {}).get("content", {})
+            if "multipart/form-data" in content:
+                content["application/x-www-form-urlencoded"] = content["multipart/form-data"]
+    return document
 
 
 openapi = Blueprint("openapi", __name__)
