@@ -26,8 +26,8 @@ def test_the_readmes_run_command_starts_the_app_factory_under_gunicorn():
     assert readme_command("service").endswith(".venv/bin/gunicorn 'app:create_app()'")
 
 
-# Read by gunicorn.conf.py rather than by the app's settings.
-SERVER_SETTINGS = ["WEB_CONCURRENCY"]
+# Read by gunicorn.conf.py (and the metrics) rather than by the app's settings.
+SERVER_SETTINGS = ["WEB_CONCURRENCY", "PROMETHEUS_MULTIPROC_DIR"]
 
 
 @pytest.mark.parametrize("name", [*DEFAULTS, *ALIASES, *SERVER_SETTINGS])
