@@ -26,6 +26,7 @@ from private_sms.sweeper import Sweeper
 from private_sms.web.body import JsonProvider, ReadableBody
 from private_sms.web.chat_api import chat_api
 from private_sms.web.commands import register_commands
+from private_sms.web.console import console
 from private_sms.web.errors import register_error_handlers
 from private_sms.web.health import health
 from private_sms.web.metrics import register_metrics
@@ -193,8 +194,10 @@ def register_relayer(app: Flask, settings: Settings) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    """Serve health, the chat API, Vonage's webhooks, and the API's description and docs."""
+    """Serve health, the chat API, Vonage's webhooks, the API's description and docs, and the
+    console."""
     app.register_blueprint(health)
     app.register_blueprint(chat_api)
     app.register_blueprint(webhooks)
     app.register_blueprint(openapi)
+    app.register_blueprint(console)

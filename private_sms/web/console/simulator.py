@@ -1,0 +1,81 @@
+"""The console's phone simulator: a text typed as A or B, delivered as Vonage would deliver it.
+
+Vonage delivers the text a phone sent to a virtual number as an inbound-SMS webhook, a long text
+as one webhook per part, each signed when the service checks signatures. The simulator makes
+those webhooks and hands them to the service's own WSGI app, so that they pass through
+everything a real webhook passes through: the body reader, the signature check, the route.
+"""
+
+import secrets
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+from flask import Flask
+from werkzeug.test import Client
+
+from private_sms.senders.base import sms_type
+from private_sms.senders.dry_run import PART, SINGLE
+from private_sms.wire.signatures import sign
+
+INBOUND_SMS = "/webhooks/inbound-sms"
+# The longest text the simulator sends: four parts' worth, as the API's bound (640 characters).
+MAX_TEXT = 640
+
+
+def split_into_parts(text: str) -> list[str]:
+    """Return the SMS parts a phone sends `text` as (one, unless it is long)."""
+    kind = sms_type(text)
+    if len(text) <= SINGLE[kind]:
+        return [text]
+    size = PART[kind]
+    return [text[start : start + size] for start in range(0, len(text), size)]
+
+
+def inbound_webhooks(
+    sender: str,
+    number: str,
+    text: str,
+    *,
+    api_key: str = "",
+    secret: str = "",
+    method: str = "md5hash",
+) -> Iterator[dict[str, str]]:
+    """Yield the fields of the webhooks Vonage sends for `text` from `sender` to `number`."""
+    parts = split_into_parts(text)
+    received = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    ref = str(secrets.randbelow(256))
+    for index, part in enumerate(parts, start=1):
+        fields = {
+            "msisdn": sender,
+            "to": number,
+            "messageId": secrets.token_hex(8).upper(),
+            "text": part,
+            "type": sms_type(text),
+            "keyword": part.split(maxsplit=1)[0].upper() if part.split() else "",
+            "message-timestamp": received,
+        }
+        if api_key:
+            fields["api-key"] = api_key
+        if len(parts) > 1:
+            fields |= {
+                "concat": "true",
+                "concat-ref": ref,
+                "concat-total": str(len(parts)),
+                "concat-part": str(index),
+            }
+        if secret:
+            fields |= {"timestamp": str(int(time.time())), "nonce": secrets.token_hex(8)}
+            fields["sig"] = sign(fields, secret, method)
+        yield fields
+
+
+def deliver(app: Flask, fields: dict[str, str]) -> tuple[int, str]:
+    """Post one webhook to the app's inbound-SMS route; return its status and message."""
+    answer = Client(app).post(INBOUND_SMS, data=fields)
+    message = ""
+    if answer.status_code != 204:
+        body = answer.get_json(silent=True) or {}
+        message = body.get("message") or answer.status
+    answer.close()
+    return answer.status_code, message

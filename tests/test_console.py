@@ -1,0 +1,299 @@
+"""The console's promises that need no browser: its cookie, its headers, its answers to bad
+input, and the simulator's webhooks (the browser tests hold the rest)."""
+
+import re
+
+import pytest
+
+from app import create_app
+from private_sms.senders.dry_run import DryRunSender, sms_parts
+from private_sms.web.console.simulator import inbound_webhooks, split_into_parts
+from private_sms.wire.signatures import sign
+from tests.support import ADMIN_TOKEN, ALICE, BOB, CAROL, DAVE, VIRTUAL
+
+
+@pytest.fixture
+def config() -> dict:
+    """A dry run (no Vonage credentials) that keeps what people wrote."""
+    return {"ADMIN_API_TOKEN": ADMIN_TOKEN, "STORE_MESSAGE_BODIES": "true"}
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', html).group(1)
+
+
+def signed_in(client) -> str:
+    """Sign `client` in; return the session's CSRF token."""
+    form = client.get("/console/sign-in").get_data(as_text=True)
+    answer = client.post("/console/sign-in", data={"csrf": csrf_of(form), "token": ADMIN_TOKEN})
+    assert answer.status_code == 303, answer.get_data(as_text=True)
+    return csrf_of(client.get("/console/chats").get_data(as_text=True))
+
+
+def start(client, csrf: str, a: str = ALICE, b: str = BOB) -> str:
+    answer = client.post("/console/chats", data={"csrf": csrf, "userANumber": a, "userBNumber": b})
+    assert answer.status_code == 303
+    return answer.headers["Location"].rsplit("/", 1)[1]
+
+
+def cookie_header(answer, name: str) -> str:
+    (header,) = [h for h in answer.headers.getlist("Set-Cookie") if h.startswith(f"{name}=")]
+    return header
+
+
+def test_the_session_cookie_is_httponly_strict_and_kept_to_the_console(client):
+    form = client.get("/console/sign-in")
+    answer = client.post(
+        "/console/sign-in",
+        data={"csrf": csrf_of(form.get_data(as_text=True)), "token": ADMIN_TOKEN},
+    )
+    cookie = cookie_header(answer, "sms_proxy_console")
+    assert "HttpOnly" in cookie
+    assert "SameSite=Strict" in cookie
+    assert "Path=/console" in cookie
+    assert "Secure" not in cookie  # plain HTTP on loopback: a Secure cookie would not be sent
+
+
+def test_behind_https_the_session_cookie_is_secure(app):
+    client = app.test_client()
+    form = client.get("/console/sign-in", base_url="https://proxy.example")
+    answer = client.post(
+        "/console/sign-in",
+        base_url="https://proxy.example",
+        data={"csrf": csrf_of(form.get_data(as_text=True)), "token": ADMIN_TOKEN},
+    )
+    assert "; Secure" in cookie_header(answer, "sms_proxy_console")
+    assert "; Secure" in cookie_header(form, "sms_proxy_console_sign_in")
+
+
+@pytest.mark.parametrize(
+    "path", ["/console/sign-in", "/console/chats", "/console/static/console.js"]
+)
+def test_every_console_answer_forbids_framing_and_other_hosts(client, path):
+    if path != "/console/sign-in":
+        signed_in(client)
+    answer = client.get(path)
+    assert answer.status_code == 200
+    policy = answer.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in policy
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+    assert "frame-ancestors 'none'" in policy
+    assert answer.headers["X-Frame-Options"] == "DENY"
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"
+    answer.close()
+
+
+def test_pages_with_numbers_are_not_cached(client):
+    csrf = signed_in(client)
+    chat_id = start(client, csrf)
+    for path in ["/console/chats", f"/console/chats/{chat_id}"]:
+        assert client.get(path).headers["Cache-Control"] == "no-store"
+
+
+def test_a_new_admin_token_signs_everyone_out(client, config):
+    signed_in(client)
+    cookie = client.get_cookie("sms_proxy_console", path="/console")
+    other = create_app({**config, "ADMIN_API_TOKEN": "another-admin-token-9876543210"})
+    try:
+        stranger = other.test_client()
+        stranger.set_cookie("sms_proxy_console", cookie.value, path="/console")
+        answer = stranger.get("/console/chats")
+        assert answer.status_code == 303
+        assert answer.headers["Location"].startswith("/console/sign-in")
+    finally:
+        other.extensions["sms_proxy"].store.close()
+
+
+def test_sign_out_ends_the_session(client):
+    csrf = signed_in(client)
+    answer = client.post("/console/sign-out", data={"csrf": csrf})
+    assert answer.status_code == 303
+    assert client.get_cookie("sms_proxy_console", path="/console") is None
+    assert client.get("/console/chats").status_code == 303
+
+
+@pytest.mark.parametrize(
+    "target", ["//evil.example/x", "https://evil.example/", "/docs", "javascript:alert(1)"]
+)
+def test_sign_in_leads_only_to_a_console_page(client, target):
+    form = client.get("/console/sign-in").get_data(as_text=True)
+    answer = client.post(
+        "/console/sign-in", data={"csrf": csrf_of(form), "token": ADMIN_TOKEN, "next": target}
+    )
+    assert answer.headers["Location"] == "/console/chats"
+
+
+def test_sign_in_leads_back_to_the_page_asked_for(client):
+    asked = client.get("/console/chats?status=ended")
+    assert asked.headers["Location"] == "/console/sign-in?next=/console/chats?status%3Dended"
+    form = client.get(asked.headers["Location"]).get_data(as_text=True)
+    assert 'name="next" value="/console/chats?status=ended"' in form
+    answer = client.post(
+        "/console/sign-in",
+        data={"csrf": csrf_of(form), "token": ADMIN_TOKEN, "next": "/console/chats?status=ended"},
+    )
+    assert answer.headers["Location"] == "/console/chats?status=ended"
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "status", "sentence"),
+    [
+        ("12", BOB, 400, "userANumber"),
+        (ALICE, ALICE, 400, "the same number as userANumber"),
+        ("", BOB, 400, "userANumber"),
+    ],
+)
+def test_a_chat_that_cannot_start_says_why_and_keeps_what_was_typed(client, a, b, status, sentence):
+    csrf = signed_in(client)
+    answer = client.post("/console/chats", data={"csrf": csrf, "userANumber": a, "userBNumber": b})
+    html = answer.get_data(as_text=True)
+    assert answer.status_code == status
+    assert sentence in html
+    assert f'value="{b}"' in html
+
+
+def test_an_unknown_chat_and_a_bad_filter_get_a_page_with_a_sentence(client):
+    signed_in(client)
+    missing = client.get("/console/chats/" + "0" * 32)
+    assert missing.status_code == 404
+    assert missing.content_type.startswith("text/html")
+    assert "no chat with that id" in missing.get_data(as_text=True)
+    wrong = client.get("/console/chats?status=sleeping")
+    assert wrong.status_code == 400
+    assert "must be active, ended or all" in wrong.get_data(as_text=True)
+
+
+def test_the_chat_list_pages_with_the_apis_cursor(client):
+    csrf = signed_in(client)
+    first = start(client, csrf, ALICE, BOB)
+    second = start(client, csrf, CAROL, DAVE)
+    page = client.get("/console/chats?limit=1").get_data(as_text=True)
+    assert second in page and first not in page
+    older = re.search(r'href="([^"]+)" rel="next"', page).group(1).replace("&amp;", "&")
+    page = client.get(older).get_data(as_text=True)
+    assert first in page and second not in page
+    assert 'rel="next"' not in page
+
+
+def test_the_chat_list_shows_the_queue_and_the_pace(client):
+    signed_in(client)
+    page = client.get("/console/chats").get_data(as_text=True)
+    assert "Relay queue" in page and "empty" in page
+    assert "no limit (<code>SEND_RATE=0</code>)" in page
+
+
+@pytest.mark.parametrize(
+    ("text", "sentence"),
+    [("", "Type a text of 1 to 640 characters"), ("x" * 641, "Type a text of 1 to 640")],
+)
+def test_the_simulator_refuses_an_empty_or_overlong_text(client, text, sentence):
+    csrf = signed_in(client)
+    chat_id = start(client, csrf)
+    answer = client.post(f"/console/chats/{chat_id}/phones/a", data={"csrf": csrf, "text": text})
+    assert answer.status_code == 400
+    assert sentence in answer.get_data(as_text=True)
+
+
+def test_the_simulator_does_not_text_into_an_ended_chat(client):
+    csrf = signed_in(client)
+    chat_id = start(client, csrf)
+    client.post(f"/console/chats/{chat_id}/end", data={"csrf": csrf})
+    answer = client.post(f"/console/chats/{chat_id}/phones/a", data={"csrf": csrf, "text": "hi"})
+    assert answer.status_code == 409
+    assert "This chat ended" in answer.get_data(as_text=True)
+
+
+def test_the_simulator_is_there_only_in_a_dry_run(sms_api):
+    app = create_app(
+        {
+            "VONAGE_API_KEY": "abcd1234",
+            "VONAGE_API_SECRET": "s" * 16,
+            "VONAGE_NUMBER": VIRTUAL,
+            "ADMIN_API_TOKEN": ADMIN_TOKEN,
+        }
+    )
+    try:
+        client = app.test_client()
+        csrf = signed_in(client)
+        chat_id = start(client, csrf)
+        page = client.get(f"/console/chats/{chat_id}").get_data(as_text=True)
+        assert "Simulated phones" not in page
+        answer = client.post(
+            f"/console/chats/{chat_id}/phones/a", data={"csrf": csrf, "text": "hi"}
+        )
+        assert answer.status_code == 404
+        assert "dry run only" in answer.get_data(as_text=True)
+        assert [sent["text"] for sent in sms_api.sent][-1] != "hi"
+    finally:
+        app.extensions["sms_proxy"].store.close()
+
+
+@pytest.mark.parametrize("method", ["md5hash", "sha256"])
+def test_with_a_signature_secret_the_simulator_signs_as_vonage_does(config, method):
+    app = create_app(
+        {**config, "VONAGE_SIGNATURE_SECRET": "shared-secret", "VONAGE_SIGNATURE_METHOD": method}
+    )
+    try:
+        client = app.test_client()
+        csrf = signed_in(client)
+        chat_id = start(client, csrf)
+        answer = client.post(
+            f"/console/chats/{chat_id}/phones/a", data={"csrf": csrf, "text": "signed, sealed"}
+        )
+        assert answer.status_code == 303, answer.get_data(as_text=True)
+        sender = app.extensions["sms_proxy"].sender
+        assert [sent.text for sent in sender.sent_to(BOB)][-1] == "signed, sealed"
+        # And a webhook that is not signed still gets no further.
+        refused = client.post(
+            "/webhooks/inbound-sms",
+            data={"msisdn": ALICE, "to": VIRTUAL, "messageId": "X1", "text": "forged"},
+        )
+        assert refused.status_code == 401
+    finally:
+        app.extensions["sms_proxy"].store.close()
+
+
+def test_a_long_text_leaves_the_simulated_phone_in_parts_vonage_would_deliver():
+    text = "x" * 400
+    webhooks = list(inbound_webhooks(ALICE, VIRTUAL, text, secret="s", method="sha256"))
+    assert [len(fields["text"]) for fields in webhooks] == [153, 153, 94]
+    assert {fields["concat-total"] for fields in webhooks} == {"3"}
+    assert [fields["concat-part"] for fields in webhooks] == ["1", "2", "3"]
+    assert len({fields["concat-ref"] for fields in webhooks}) == 1
+    assert len({fields["messageId"] for fields in webhooks}) == 3
+    assert "".join(fields["text"] for fields in webhooks) == text
+    for fields in webhooks:
+        assert fields["sig"] == sign(fields, "s", "sha256")
+
+
+@pytest.mark.parametrize(
+    ("text", "parts"),
+    [
+        ("x" * 160, 1),
+        ("x" * 161, 2),
+        ("x" * 306, 2),
+        ("x" * 307, 3),
+        ("é" * 160, 1),
+        ("ж" * 70, 1),
+        ("ж" * 71, 2),
+        ("ж" * 134, 2),
+        ("ж" * 135, 3),
+    ],
+)
+def test_texts_go_out_in_as_many_parts_as_an_sms_carries(text, parts):
+    assert len(split_into_parts(text)) == parts
+    assert sms_parts(text) == parts
+    assert len(DryRunSender().send(VIRTUAL, BOB, text)) == parts
+
+
+def test_the_dry_run_keeps_a_bounded_list_per_phone():
+    sender = DryRunSender(texts_per_phone=3, phones=2)
+    for n in range(5):
+        sender.send(VIRTUAL, ALICE, f"to Alice {n}")
+    sender.send(VIRTUAL, BOB, "to Bob")
+    assert [sent.text for sent in sender.sent_to(ALICE)] == [f"to Alice {n}" for n in (2, 3, 4)]
+    sender.send(VIRTUAL, CAROL, "to Carol")
+    # Three phones, room for two: the one texted longest ago is forgotten.
+    assert sender.sent_to(ALICE) == []
+    assert [sent.text for sent in sender.sent_to(BOB)] == ["to Bob"]
+    assert sender.sent_to(CAROL)[0].sender == VIRTUAL
