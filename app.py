@@ -55,7 +55,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     register_settings(app, settings)
     # What the service is set up with is said when it serves, not before each command.
     store = build_store(settings, announce=serves)
-    sender = build_sender(settings, announce=serves)
+    sender = build_sender(settings, store, announce=serves)
     register_proxy(app, settings, store, sender)
     register_signature_check(app, settings, announce=serves)
     if test_config is None and serves:
@@ -122,8 +122,9 @@ def build_store(settings: Settings, *, announce: bool = True) -> ChatStore:
     return store
 
 
-def build_sender(settings: Settings, *, announce: bool = True) -> SmsSender:
-    """Return the sender through Vonage's SMS API, or the dry run without credentials."""
+def build_sender(settings: Settings, store: ChatStore, *, announce: bool = True) -> SmsSender:
+    """Return the sender through Vonage's SMS API, or the dry run without credentials (which
+    keeps what it sent in `store`, for the console)."""
     numbers = ", ".join(map(mask, settings.vonage_numbers))
     if announce and settings.dry_run:
         log.warning(
@@ -139,6 +140,7 @@ def build_sender(settings: Settings, *, announce: bool = True) -> SmsSender:
         rest_host=settings.vonage_rest_host,
         timeout=settings.vonage_timeout,
         connections=settings.vonage_connections,
+        store=store,
     )
 
 

@@ -116,6 +116,18 @@ class RelayJob:
 
 
 @dataclass(frozen=True, slots=True)
+class SentText:
+    """A text the dry run would have sent: from which number, to whom, when, and its ids (one
+    per SMS part). Kept for the console's phone simulator."""
+
+    sender: str
+    recipient: str
+    text: str
+    at: datetime
+    message_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Receipt:
     """What a delivery receipt said of one SMS part Vonage sent (its `messageId`)."""
 

@@ -22,10 +22,11 @@ from private_sms.chats import (
     Part,
     Receipt,
     RelayJob,
+    SentText,
     in_order,
 )
 from private_sms.errors import Conflict, StoreUnavailable
-from private_sms.stores.memory import MemoryChatStore
+from private_sms.stores.memory import MemoryChatStore, RecentTexts
 from private_sms.stores.sql import SqlChatStore, database_url
 from private_sms.web.shapes import message_json
 from tests.support import ALICE, BOB, CAROL, DAVE, POOL, SQL_STORES
@@ -530,3 +531,28 @@ def test_parts_of_two_senders_with_one_message_id_are_kept_apart(store):
     assert store.add_part(bobs) == [bobs]
     store.relay_parts([alices], T0)
     assert store.add_part(bobs) == [bobs]  # still waiting: another sender's part was relayed
+
+
+def test_what_the_dry_run_sent_a_phone_is_kept_for_every_process_within_bounds(
+    store, store_url, monkeypatch
+):
+    monkeypatch.setattr(f"{type(store).__module__}.SENT_PER_PHONE", 3, raising=False)
+    if isinstance(store, MemoryChatStore):
+        store._sent_texts = RecentTexts(per_phone=3)
+    sent_at = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+    for n in range(5):
+        store.keep_sent(SentText(POOL[0], ALICE, f"to Alice {n}", sent_at, (f"id-{n}", "part-2")))
+    store.keep_sent(SentText(POOL[0], BOB, "to Bob", sent_at, ("id-bob",)))
+
+    kept = store.sent_to(ALICE)
+    assert [sent.text for sent in kept] == ["to Alice 2", "to Alice 3", "to Alice 4"]
+    assert kept[-1] == SentText(POOL[0], ALICE, "to Alice 4", sent_at, ("id-4", "part-2"))
+    assert [sent.text for sent in store.sent_to(BOB)] == ["to Bob"]
+    assert store.sent_to(CAROL) == []
+    if store_url:
+        # Another process sharing the store reads the same.
+        other = open_store(store_url)
+        try:
+            assert [sent.text for sent in other.sent_to(BOB)] == ["to Bob"]
+        finally:
+            other.close()

@@ -2,13 +2,17 @@
 input, and the simulator's webhooks (the browser tests hold the rest)."""
 
 import re
+import time
 
 import pytest
+import requests
 
 from app import create_app
 from private_sms.senders.dry_run import DryRunSender, sms_parts
+from private_sms.stores.memory import RecentTexts
 from private_sms.web.console.simulator import inbound_webhooks, split_into_parts
 from private_sms.wire.signatures import sign
+from tests.service import admin_session, run_service, start_chats, webhook
 from tests.support import ADMIN_TOKEN, ALICE, BOB, CAROL, DAVE, VIRTUAL
 
 
@@ -287,7 +291,7 @@ def test_texts_go_out_in_as_many_parts_as_an_sms_carries(text, parts):
 
 
 def test_the_dry_run_keeps_a_bounded_list_per_phone():
-    sender = DryRunSender(texts_per_phone=3, phones=2)
+    sender = DryRunSender(RecentTexts(per_phone=3, phones=2))
     for n in range(5):
         sender.send(VIRTUAL, ALICE, f"to Alice {n}")
     sender.send(VIRTUAL, BOB, "to Bob")
@@ -297,3 +301,43 @@ def test_the_dry_run_keeps_a_bounded_list_per_phone():
     assert sender.sent_to(ALICE) == []
     assert [sent.text for sent in sender.sent_to(BOB)] == ["to Bob"]
     assert sender.sent_to(CAROL)[0].sender == VIRTUAL
+
+
+def test_with_two_workers_sharing_a_store_each_phone_shows_every_text(tmp_path, standin):
+    dry_run = {"VONAGE_API_KEY": "", "VONAGE_API_SECRET": "", "SEND_RATE": "0"}
+    with run_service(
+        tmp_path,
+        standin,
+        numbers=[VIRTUAL],
+        database_url=f"sqlite:///{tmp_path / 'chats.db'}",
+        args=("--workers", "2"),
+        env=dry_run,
+    ) as service:
+        api = admin_session()
+        (chat,) = start_chats(api, service.url, [(ALICE, BOB)])
+        texts = [f"text number {n}" for n in range(12)]
+        for n, text in enumerate(texts):
+            fields = {"msisdn": ALICE, "to": VIRTUAL, "messageId": f"M{n:03d}", "text": text}
+            assert webhook(api, service.url, "POST", fields) == 204
+        messages = f"{service.url}/chats/{chat['id']}/messages"
+        for _ in range(100):
+            outcomes = [m["outcome"] for m in api.get(messages, timeout=10).json()["messages"]]
+            if outcomes == ["sent"] * len(texts):
+                break
+            time.sleep(0.1)
+        assert outcomes == ["sent"] * len(texts)
+
+        browser = requests.Session()
+        form = browser.get(f"{service.url}/console/sign-in", timeout=10).text
+        browser.post(
+            f"{service.url}/console/sign-in",
+            data={"csrf": csrf_of(form), "token": ADMIN_TOKEN},
+            timeout=10,
+        )
+        # Pages served by either worker: each shows what both sent.
+        for _ in range(12):
+            page = browser.get(f"{service.url}/console/chats/{chat['id']}", timeout=10).text
+            inbox_of_b = page[page.index('id="phone-b-inbox"') :]
+            assert all(text in inbox_of_b for text in texts)
+            assert "Reply to this SMS to talk to UserA" in inbox_of_b
+            assert "Reply to this SMS to talk to UserB" in page[: page.index('id="phone-b"')]

@@ -8,7 +8,15 @@ import abc
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from private_sms.chats import Chat, ChatQuery, MessageRecord, Part, Receipt, RelayJob
+from private_sms.chats import (
+    Chat,
+    ChatQuery,
+    MessageRecord,
+    Part,
+    Receipt,
+    RelayJob,
+    SentText,
+)
 
 # A webhook dealt with (its text queued, skipped or dropped): a copy of it does nothing.
 DONE = "done"
@@ -163,6 +171,16 @@ class ChatStore(abc.ABC):
         With `messages_before`, also the message log's entries logged before it, with their
         delivery receipts.
         """
+
+    @abc.abstractmethod
+    def keep_sent(self, sent: SentText) -> None:
+        """Keep a text the dry run sent, for the console's phone simulator, in every process
+        that shares the store: each phone's latest SENT_PER_PHONE, of the latest SENT_IN_ALL
+        (rules.py)."""
+
+    @abc.abstractmethod
+    def sent_to(self, recipient: str) -> list[SentText]:
+        """Return the latest texts the dry run sent `recipient`, oldest first."""
 
     @abc.abstractmethod
     def ping(self) -> None:

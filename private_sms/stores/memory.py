@@ -4,7 +4,7 @@ import bisect
 import dataclasses
 import itertools
 import threading
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -19,10 +19,45 @@ from private_sms.chats import (
     Part,
     Receipt,
     RelayJob,
+    SentText,
     new_chat_id,
 )
 from private_sms.stores.base import DONE, ChatStore
-from private_sms.stores.rules import check_part_fits, pick_free_number
+from private_sms.stores.rules import (
+    SENT_IN_ALL,
+    SENT_PER_PHONE,
+    check_part_fits,
+    pick_free_number,
+)
+
+
+class RecentTexts:
+    """The latest texts sent to each phone, in this process: `per_phone` of each, for at most
+    `phones` phones (the one texted longest ago is forgotten first); safe across threads."""
+
+    def __init__(
+        self, *, per_phone: int = SENT_PER_PHONE, phones: int = SENT_IN_ALL // SENT_PER_PHONE
+    ) -> None:
+        self._per_phone = per_phone
+        self._phones = phones
+        self._sent: OrderedDict[str, deque[SentText]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def keep_sent(self, sent: SentText) -> None:
+        """Keep `sent` as its recipient's latest text."""
+        with self._lock:
+            texts = self._sent.pop(sent.recipient, None)
+            if texts is None:
+                texts = deque(maxlen=self._per_phone)
+            texts.append(sent)
+            self._sent[sent.recipient] = texts
+            while len(self._sent) > self._phones:
+                self._sent.popitem(last=False)
+
+    def sent_to(self, recipient: str) -> list[SentText]:
+        """Return the latest texts sent to `recipient`, oldest first."""
+        with self._lock:
+            return list(self._sent.get(recipient, ()))
 
 
 class MemoryChatStore(ChatStore):
@@ -57,6 +92,7 @@ class MemoryChatStore(ChatStore):
         self._held: dict[int, datetime] = {}
         self._due: dict[int, datetime] = {}
         self._next_send = datetime.min.replace(tzinfo=UTC)
+        self._sent_texts = RecentTexts()
         # Parts of long texts by key; those relayed, with when; those waiting, by text.
         self._parts: dict[tuple[str, str, str], Part] = {}
         self._relayed_parts: dict[tuple[str, str, str], datetime] = {}
@@ -337,6 +373,12 @@ class MemoryChatStore(ChatStore):
                         self._sent_parts.pop(message_id, None)
                         self._receipts.pop(message_id, None)
                 del log[:old]
+
+    def keep_sent(self, sent: SentText) -> None:
+        self._sent_texts.keep_sent(sent)
+
+    def sent_to(self, recipient: str) -> list[SentText]:
+        return self._sent_texts.sent_to(recipient)
 
     def ping(self) -> None:
         pass  # memory always answers

@@ -13,6 +13,10 @@ from private_sms.phone_numbers import mask
 # may keep this many parts waiting at once: every part of the longest possible text.
 MAX_JOINED_TEXT = 3200
 MAX_WAITING_PARTS = 255
+# What the dry run keeps of the texts it sent, for the console's phone simulator: each phone's
+# latest, of the latest in all.
+SENT_PER_PHONE = 50
+SENT_IN_ALL = 50_000
 
 
 def check_part_fits(part: Part, waiting: Sequence[Part], waiting_of_sender: int) -> None:

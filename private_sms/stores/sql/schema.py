@@ -167,3 +167,16 @@ pacer = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("next_at", UtcDateTime, nullable=False),
 )
+# What the dry run sent each phone, for the console's phone simulator (rules.py bounds it).
+# `message_ids`: one per SMS part, separated by spaces.
+sent_texts = Table(
+    "sent_texts",
+    metadata,
+    Column("seq", Serial, primary_key=True, autoincrement=True),
+    Column("sender", String(15), nullable=False),
+    Column("recipient", String(15), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("message_ids", Text, nullable=False),
+    Index("sent_texts_to_a_phone", "recipient", "seq"),
+)

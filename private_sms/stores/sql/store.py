@@ -43,7 +43,13 @@ from private_sms.chats import (
 )
 from private_sms.errors import StoreUnavailable
 from private_sms.stores.base import DONE, ChatStore
-from private_sms.stores.rules import check_part_fits, no_free_number, pick_free_number
+from private_sms.stores.rules import (
+    SENT_IN_ALL,
+    SENT_PER_PHONE,
+    check_part_fits,
+    no_free_number,
+    pick_free_number,
+)
 from private_sms.stores.sql import rows
 from private_sms.stores.sql.engine import (
     DEFAULT_TIMEOUT_SECONDS,
@@ -63,6 +69,7 @@ from private_sms.stores.sql.schema import (
     relay_queue,
     routes,
     sent_parts,
+    sent_texts,
 )
 from private_sms.stores.sql.statements import (
     ACTIVE_ON,
@@ -445,6 +452,57 @@ class SqlChatStore(ChatStore):
                 select(func.count(), func.min(relay_queue.c.received_at))
             ).one()
         return depth, oldest
+
+    def keep_sent(self, sent: domain.SentText) -> None:
+        with self._write() as conn:
+            seq = conn.execute(
+                insert(sent_texts)
+                .values(
+                    sender=sent.sender,
+                    recipient=sent.recipient,
+                    text=sent.text,
+                    at=sent.at,
+                    message_ids=" ".join(sent.message_ids),
+                )
+                .returning(sent_texts.c.seq)
+            ).scalar_one()
+            # The phone's latest only, of the latest in all: rows older than those go.
+            oldest_kept = (
+                select(sent_texts.c.seq)
+                .where(sent_texts.c.recipient == sent.recipient)
+                .order_by(sent_texts.c.seq.desc())
+                .offset(SENT_PER_PHONE - 1)
+                .limit(1)
+                .scalar_subquery()
+            )
+            conn.execute(
+                delete(sent_texts).where(
+                    or_(
+                        (sent_texts.c.recipient == sent.recipient)
+                        & (sent_texts.c.seq < oldest_kept),
+                        sent_texts.c.seq <= seq - SENT_IN_ALL,
+                    )
+                )
+            )
+
+    def sent_to(self, recipient: str) -> list[domain.SentText]:
+        with self._read() as conn:
+            found = conn.execute(
+                select(sent_texts)
+                .where(sent_texts.c.recipient == recipient)
+                .order_by(sent_texts.c.seq.desc())
+                .limit(SENT_PER_PHONE)
+            ).all()
+        return [
+            domain.SentText(
+                sender=row.sender,
+                recipient=row.recipient,
+                text=row.text,
+                at=row.at,
+                message_ids=tuple(row.message_ids.split()),
+            )
+            for row in reversed(found)
+        ]
 
     def reserve_send(self, now: datetime, interval: timedelta, bound: timedelta) -> datetime | None:
         with self._write() as conn:
