@@ -228,6 +228,8 @@ def test_the_simulator_is_there_only_in_a_dry_run(sms_api):
         assert answer.status_code == 404
         assert "dry run only" in answer.get_data(as_text=True)
         assert [sent["text"] for sent in sms_api.sent][-1] != "hi"
+        receipts = client.post(f"/console/chats/{chat_id}/phones/b/receipts", data={"csrf": csrf})
+        assert receipts.status_code == 404
     finally:
         app.extensions["sms_proxy"].store.close()
 
@@ -247,6 +249,10 @@ def test_with_a_signature_secret_the_simulator_signs_as_vonage_does(config, meth
         assert answer.status_code == 303, answer.get_data(as_text=True)
         sender = app.extensions["sms_proxy"].sender
         assert [sent.text for sent in sender.sent_to(BOB)][-1] == "signed, sealed"
+        answer = client.post(f"/console/chats/{chat_id}/phones/b/receipts", data={"csrf": csrf})
+        assert answer.status_code == 303, answer.get_data(as_text=True)
+        (record,) = app.extensions["sms_proxy"].list_messages(chat_id)
+        assert [receipt.status for receipt in record.receipts] == ["delivered"]
         # And a webhook that is not signed still gets no further.
         refused = client.post(
             "/webhooks/inbound-sms",

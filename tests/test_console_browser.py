@@ -108,6 +108,17 @@ def test_a_whole_conversation_in_dry_run_from_both_simulated_phones(page):
     expect(transcript.locator("tbody tr").nth(1)).to_contain_text("B → A")
     expect(transcript.locator("tbody tr").last.locator(".parts li")).to_have_count(3)
     expect(transcript.locator(".outcome")).to_have_text(["sent", "sent", "sent"])
+    expect(transcript.locator(".parts li").first).to_contain_text("no receipt yet")
+
+    # B's phone says what it got was delivered: a receipt per part, through the webhook.
+    page.get_by_role("button", name="Report B's texts delivered").click()
+    parts_to_b = transcript.locator("tbody tr").filter(has_text="A → B").locator(".parts li")
+    expect(parts_to_b).to_have_count(4)
+    for n in range(4):
+        expect(parts_to_b.nth(n)).to_contain_text("delivered at")
+    expect(transcript.locator("tbody tr").nth(1).locator(".parts li")).to_contain_text(
+        "no receipt yet"
+    )
 
     page.get_by_label("Text both people that the chat ended").check()
     page.get_by_role("button", name="End the chat").click()

@@ -21,7 +21,14 @@ from private_sms.chats import A_TO_B, Chat
 from private_sms.errors import InvalidRequest, SmsProxyError
 from private_sms.web.chat_api import chat_query, cursor, page_size
 from private_sms.web.console import session
-from private_sms.web.console.simulator import MAX_TEXT, deliver, inbound_webhooks
+from private_sms.web.console.simulator import (
+    DELIVERY_RECEIPT,
+    INBOUND_SMS,
+    MAX_TEXT,
+    deliver,
+    delivery_receipts,
+    inbound_webhooks,
+)
 from private_sms.web.current import proxy, settings
 
 console = Blueprint(
@@ -267,11 +274,7 @@ def text_from_phone(chat_id: str, side: str):
     """Text the chat's virtual number from A's or B's simulated phone (dry run only): the text
     goes to the inbound-SMS webhook as Vonage would deliver it."""
     if not settings().dry_run or side not in ("a", "b"):
-        return page(
-            "error.html",
-            404,
-            error="The phone simulator is there in a dry run only (no Vonage credentials).",
-        )
+        return no_simulator()
     found = proxy().get_chat(chat_id)
     text = request.form.get("text", "")
     typed = {side: text}
@@ -289,12 +292,45 @@ def text_from_phone(chat_id: str, side: str):
         secret=config.signature_secret,
         method=config.signature_method,
     ):
-        status, message = deliver(current_app._get_current_object(), fields)
+        status, message = deliver(current_app._get_current_object(), INBOUND_SMS, fields)
         if status != 204:
             return chat_page(
                 chat_id, status, f"The inbound-SMS webhook answered {status}: {message}", typed
             )
     return redirect(url_for("console.chat", chat_id=chat_id, _anchor=f"phone-{side}"), 303)
+
+
+@console.post("/chats/<chat_id>/phones/<side>/receipts")
+def receipts_from_phone(chat_id: str, side: str):
+    """Say that the texts A's or B's simulated phone got in this chat were delivered (dry run
+    only): a delivery receipt per SMS part, through the delivery-receipt webhook."""
+    if not settings().dry_run or side not in ("a", "b"):
+        return no_simulator()
+    found = proxy().get_chat(chat_id)
+    phone = next(phone for phone in phones_of(found) if phone["side"] == side)
+    config = settings()
+    for fields in delivery_receipts(
+        phone["number"],
+        found.number,
+        [message_id for text in phone["inbox"] for message_id in text.message_ids],
+        api_key=config.vonage_api_key,
+        secret=config.signature_secret,
+        method=config.signature_method,
+    ):
+        status, message = deliver(current_app._get_current_object(), DELIVERY_RECEIPT, fields)
+        if status != 204:
+            return chat_page(
+                chat_id, status, f"The delivery-receipt webhook answered {status}: {message}"
+            )
+    return redirect(url_for("console.chat", chat_id=chat_id, _anchor=f"phone-{side}"), 303)
+
+
+def no_simulator():
+    return page(
+        "error.html",
+        404,
+        error="The phone simulator is there in a dry run only (no Vonage credentials).",
+    )
 
 
 def admin_token() -> str:
