@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-import pytest
 from werkzeug.serving import make_server
 
 from app import create_app
@@ -20,16 +19,16 @@ from tests.support import ADMIN_TOKEN
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 
 
-def chromium_path() -> str:
-    """Return the machine's Chromium, or fail the test with what to install."""
+NO_CHROMIUM = (
+    "The console's browser tests need Chromium: `bash tests/install-chromium.sh` installs "
+    "Debian's (or set CHROMIUM to a Chromium binary)."
+)
+
+
+def chromium_path() -> str | None:
+    """Return the machine's Chromium (CHROMIUM, or one on the PATH), if it has one."""
     installed = filter(None, map(shutil.which, CHROMIUM_NAMES))
-    found = os.environ.get("CHROMIUM") or next(installed, None)
-    if not found:
-        pytest.fail(
-            "The console's browser tests need Chromium: `apt-get install chromium` "
-            "(or set CHROMIUM to a Chromium binary)."
-        )
-    return found
+    return os.environ.get("CHROMIUM") or next(installed, None)
 
 
 @dataclass
@@ -44,12 +43,21 @@ class Console:
 
 
 @contextmanager
-def serve(monkeypatch, settings: dict[str, str]) -> Iterator[Console]:
-    """Serve the app `create_app()` builds from the environment, as `flask run` would, with its
-    relay workers and sweep; stop them all afterwards."""
-    for name, value in {"ADMIN_API_TOKEN": ADMIN_TOKEN, **settings}.items():
-        monkeypatch.setenv(name, value)
-    app = create_app()
+def serve(settings: dict[str, str]) -> Iterator[Console]:
+    """Serve the app `create_app()` builds from the environment and `settings`, as `flask run`
+    would, with its relay workers and sweep, on a free loopback port; stop them all afterwards
+    and give the environment back."""
+    given = {"ADMIN_API_TOKEN": ADMIN_TOKEN, **settings}
+    before = {name: os.environ.get(name) for name in given}
+    os.environ.update(given)
+    try:
+        app = create_app()
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name)
+            else:
+                os.environ[name] = value
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

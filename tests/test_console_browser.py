@@ -8,7 +8,9 @@ import pytest
 import requests
 from playwright.sync_api import Page, expect, sync_playwright
 
-from tests.browser import chat_id_of, chromium_path, serve
+from docs.screenshots import take
+from tests.browser import NO_CHROMIUM, chat_id_of, chromium_path, serve
+from tests.service import PROJECT
 from tests.support import ADMIN_TOKEN, ALICE, BOB
 
 A, B = f"+{ALICE}", f"+{BOB}"
@@ -19,14 +21,17 @@ LONG_TEXT = " ".join(f"word{n:03d}" for n in range(50))
 @pytest.fixture(scope="module")
 def browser():
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path())
+        chromium = chromium_path()
+        if chromium is None:
+            pytest.fail(NO_CHROMIUM)
+        browser = playwright.chromium.launch(executable_path=chromium)
         yield browser
         browser.close()
 
 
 @pytest.fixture
-def console(monkeypatch, store_url):
-    with serve(monkeypatch, {"DATABASE_URL": store_url, "STORE_MESSAGE_BODIES": "true"}) as console:
+def console(store_url):
+    with serve({"DATABASE_URL": store_url, "STORE_MESSAGE_BODIES": "true"}) as console:
         yield console
 
 
@@ -276,3 +281,11 @@ def test_the_lists_and_the_transcript_render_without_javascript(browser, console
         plain.reload()
     expect(phone(plain, "a").locator(".inbox")).to_contain_text("Forms need no script")
     context.close()
+
+
+def test_the_readmes_screenshots_can_be_taken_again(tmp_path):
+    files = take(tmp_path)
+    assert [file.name for file in files] == ["chats.png", "transcript.png", "phones.png"]
+    for file in files:
+        assert file.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+        assert (PROJECT / "docs" / "images" / file.name).exists()
