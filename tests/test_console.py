@@ -347,3 +347,12 @@ def test_with_two_workers_sharing_a_store_each_phone_shows_every_text(tmp_path, 
             assert all(text in inbox_of_b for text in texts)
             assert "Reply to this SMS to talk to UserA" in inbox_of_b
             assert "Reply to this SMS to talk to UserB" in page[: page.index('id="phone-b"')]
+
+
+def test_a_form_posted_after_the_session_ended_gets_a_sign_in_form_that_works(client):
+    answer = client.post("/console/chats", data={"userANumber": ALICE, "userBNumber": BOB})
+    assert answer.status_code == 401
+    html = answer.get_data(as_text=True)
+    assert "Sign in first" in html
+    signed = client.post("/console/sign-in", data={"csrf": csrf_of(html), "token": ADMIN_TOKEN})
+    assert signed.status_code == 303

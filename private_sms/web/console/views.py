@@ -66,7 +66,8 @@ def require_session():
     if g.csrf is None:
         if request.method == "GET":
             return redirect(url_for("console.sign_in", next=request.full_path.rstrip("?")), 303)
-        return page("sign_in.html", 401, error="Sign in first: your session ended.")
+        # A form posted after the session ended: the sign-in form, ready to use.
+        return sign_in_page(401, "Sign in first: your session ended.", url_for("console.chats"))
     if request.method == "POST" and not session.csrf_matches(g.csrf):
         return page(
             "error.html",
@@ -133,7 +134,6 @@ def sign_in():
     target = safe_next(request.values.get("next", ""))
     if request.method == "GET" and g.csrf is not None:
         return redirect(target, 303)
-    form_token = session.sign_in_csrf()
     status, error = 200, None
     if request.method == "POST":
         if not session.csrf_matches(request.cookies.get(session.SIGN_IN_COOKIE)):
@@ -144,6 +144,12 @@ def sign_in():
             response = redirect(target, 303)
             session.sign_in(response, admin_token())
             return response
+    return sign_in_page(status, error, target)
+
+
+def sign_in_page(status: int, error: str | None, target: str):
+    """Render the sign-in form, with its CSRF token in the form and in the browser's cookie."""
+    form_token = session.sign_in_csrf()
     g.csrf = None
     response = page("sign_in.html", status, error=error, form_token=form_token, next=target)
     session.keep_sign_in_csrf(response, form_token)
