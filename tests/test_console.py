@@ -356,3 +356,69 @@ def test_a_form_posted_after_the_session_ended_gets_a_sign_in_form_that_works(cl
     assert "Sign in first" in html
     signed = client.post("/console/sign-in", data={"csrf": csrf_of(html), "token": ADMIN_TOKEN})
     assert signed.status_code == 303
+
+
+NASTY = [
+    "",
+    "x" * 5000,
+    "\x00",
+    "\r\nSet-Cookie: a=b",
+    "%00",
+    "../../etc",
+    "<b>",
+    "é",
+    "\U0001f600",
+]
+
+
+@pytest.mark.parametrize("value", NASTY)
+def test_bad_input_anywhere_in_the_console_gets_a_page_not_a_5xx(client, value):
+    csrf = signed_in(client)
+    chat_id = start(client, csrf)
+    gets = [
+        ("/console/chats", {"status": value}),
+        ("/console/chats", {"limit": value, "cursor": value, "participant": value}),
+        (f"/console/chats/{chat_id}", {"cursor": value}),
+        ("/console/sign-in", {"next": value}),
+    ]
+    for path, query in gets:
+        answer = client.get(path, query_string=query)
+        assert answer.status_code < 500, (path, query)
+    posts = [
+        ("/console/chats", {"userANumber": value, "userBNumber": value}),
+        (f"/console/chats/{chat_id}/phones/a", {"text": value}),
+        (f"/console/chats/{chat_id}/phones/{value or 'c'}", {"text": "hi"}),
+        (f"/console/chats/{value or 'x'}/end", {"notify": value}),
+        ("/console/sign-in", {"token": value, "next": value}),
+    ]
+    for path, form in posts:
+        answer = client.post(path, data={"csrf": csrf, **form})
+        assert answer.status_code < 500, (path, form)
+        assert answer.status_code in (303, 400, 403, 404, 409, 413), (path, form)
+
+
+def test_bytes_that_are_not_utf_8_get_a_page_not_a_5xx(client):
+    csrf = signed_in(client)
+    chat_id = start(client, csrf)
+    for path in ["/console/chats?status=%FF&participant=%ED%A0%80", "/console/sign-in?next=%FF"]:
+        assert client.get(path).status_code < 500
+    for path in ["/console/chats", f"/console/chats/{chat_id}/phones/a"]:
+        answer = client.post(
+            path,
+            data=f"csrf={csrf}&userANumber=%FF&userBNumber=%ED%A0%80&text=%ED%A0%80".encode(),
+            content_type="application/x-www-form-urlencoded",
+        )
+        assert answer.status_code in (303, 400), path
+
+
+@pytest.mark.parametrize(("notify", "notices"), [({}, 0), ({"notify": "yes"}, 2)])
+def test_a_chat_ends_with_or_without_the_notice(client, app, notify, notices):
+    csrf = signed_in(client)
+    chat_id = start(client, csrf)
+    answer = client.post(f"/console/chats/{chat_id}/end", data={"csrf": csrf, **notify})
+    assert answer.status_code == 303
+    assert app.extensions["sms_proxy"].get_chat(chat_id).status == "ended"
+    sender = app.extensions["sms_proxy"].sender
+    sent = [text.text for phone in (ALICE, BOB) for text in sender.sent_to(phone)]
+    assert sum("This chat has ended" in text for text in sent) == notices
+    assert "End the chat" not in client.get(f"/console/chats/{chat_id}").get_data(as_text=True)
