@@ -12,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.browser import NO_CHROMIUM, chromium_path, serve
 from tests.support import ADMIN_TOKEN
@@ -37,8 +37,18 @@ def take(folder: Path) -> list[Path]:
     chromium = chromium_path()
     if chromium is None:
         raise SystemExit(NO_CHROMIUM)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium)
+        try:
+            return take_with(browser, folder)
+        finally:
+            browser.close()
+
+
+def take_with(browser: Browser, folder: Path) -> list[Path]:
+    """`take`, in a browser already running."""
     folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as scratch, sync_playwright() as playwright:
+    with tempfile.TemporaryDirectory() as scratch:
         settings = {
             "DATABASE_URL": f"sqlite:///{scratch}/chats.db",
             "STORE_MESSAGE_BODIES": "true",
@@ -46,11 +56,13 @@ def take(folder: Path) -> list[Path]:
             "LOG_LEVEL": "WARNING",
         }
         with serve(settings) as console:
-            browser = playwright.chromium.launch(executable_path=chromium)
-            page = browser.new_page(base_url=console.url, viewport={"width": WIDTH, "height": 900})
-            files = photograph(page, folder)
-            browser.close()
-    return files
+            context = browser.new_context(
+                base_url=console.url, viewport={"width": WIDTH, "height": 900}
+            )
+            try:
+                return photograph(context.new_page(), folder)
+            finally:
+                context.close()
 
 
 def photograph(page: Page, folder: Path) -> list[Path]:

@@ -8,7 +8,7 @@ import pytest
 import requests
 from playwright.sync_api import Page, expect, sync_playwright
 
-from docs.screenshots import take
+from docs.screenshots import take_with
 from tests.browser import NO_CHROMIUM, chat_id_of, chromium_path, serve
 from tests.service import PROJECT
 from tests.support import ADMIN_TOKEN, ALICE, BOB
@@ -283,8 +283,8 @@ def test_the_lists_and_the_transcript_render_without_javascript(browser, console
     context.close()
 
 
-def test_the_readmes_screenshots_can_be_taken_again(tmp_path):
-    files = take(tmp_path)
+def test_the_readmes_screenshots_can_be_taken_again(browser, tmp_path):
+    files = take_with(browser, tmp_path)
     assert [file.name for file in files] == ["chats.png", "transcript.png", "phones.png"]
     for file in files:
         assert file.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
