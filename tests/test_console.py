@@ -422,3 +422,14 @@ def test_a_chat_ends_with_or_without_the_notice(client, app, notify, notices):
     sent = [text.text for phone in (ALICE, BOB) for text in sender.sent_to(phone)]
     assert sum("This chat has ended" in text for text in sent) == notices
     assert "End the chat" not in client.get(f"/console/chats/{chat_id}").get_data(as_text=True)
+
+
+def test_a_text_the_webhook_refuses_shows_what_the_webhook_answered(client):
+    csrf = signed_in(client)
+    chat_id = start(client, csrf)
+    answer = client.post(
+        f"/console/chats/{chat_id}/phones/a", data={"csrf": csrf, "text": "a\x00b"}
+    )
+    assert answer.status_code == 400
+    html = answer.get_data(as_text=True)
+    assert "/webhooks/inbound-sms answered 400" in html

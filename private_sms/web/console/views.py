@@ -289,21 +289,8 @@ def text_from_phone(chat_id: str, side: str):
     if not text.strip() or len(text) > MAX_TEXT:
         return chat_page(chat_id, 400, f"Type a text of 1 to {MAX_TEXT} characters to send.", typed)
     sender = found.user_a if side == "a" else found.user_b
-    config = settings()
-    for fields in inbound_webhooks(
-        sender,
-        found.number,
-        text,
-        api_key=config.vonage_api_key,
-        secret=config.signature_secret,
-        method=config.signature_method,
-    ):
-        status, message = deliver(current_app._get_current_object(), INBOUND_SMS, fields)
-        if status != 204:
-            return chat_page(
-                chat_id, status, f"The inbound-SMS webhook answered {status}: {message}", typed
-            )
-    return redirect(url_for("console.chat", chat_id=chat_id, _anchor=f"phone-{side}"), 303)
+    webhooks = inbound_webhooks(sender, found.number, text, **as_vonage())
+    return hand_over(chat_id, side, INBOUND_SMS, webhooks, typed)
 
 
 @console.post("/chats/<chat_id>/phones/<side>/receipts")
@@ -314,20 +301,28 @@ def receipts_from_phone(chat_id: str, side: str):
         return no_simulator()
     found = proxy().get_chat(chat_id)
     phone = next(phone for phone in phones_of(found) if phone["side"] == side)
+    parts = [message_id for text in phone["inbox"] for message_id in text.message_ids]
+    webhooks = delivery_receipts(phone["number"], found.number, parts, **as_vonage())
+    return hand_over(chat_id, side, DELIVERY_RECEIPT, webhooks)
+
+
+def as_vonage() -> dict:
+    """How Vonage would sign and mark a webhook to this service."""
     config = settings()
-    for fields in delivery_receipts(
-        phone["number"],
-        found.number,
-        [message_id for text in phone["inbox"] for message_id in text.message_ids],
-        api_key=config.vonage_api_key,
-        secret=config.signature_secret,
-        method=config.signature_method,
-    ):
-        status, message = deliver(current_app._get_current_object(), DELIVERY_RECEIPT, fields)
+    return {
+        "api_key": config.vonage_api_key,
+        "secret": config.signature_secret,
+        "method": config.signature_method,
+    }
+
+
+def hand_over(chat_id: str, side: str, path: str, webhooks, typed: dict | None = None):
+    """Hand a simulated phone's webhooks to the service's route `path`, one by one; then show
+    the phone again, or what the route answered to one it did not take."""
+    for fields in webhooks:
+        status, message = deliver(current_app._get_current_object(), path, fields)
         if status != 204:
-            return chat_page(
-                chat_id, status, f"The delivery-receipt webhook answered {status}: {message}"
-            )
+            return chat_page(chat_id, status, f"{path} answered {status}: {message}", typed)
     return redirect(url_for("console.chat", chat_id=chat_id, _anchor=f"phone-{side}"), 303)
 
 
