@@ -12,7 +12,7 @@ from flask import Flask
 from private_sms.errors import StoreUnavailable
 from private_sms.logs import configure_logging
 from private_sms.phone_numbers import mask
-from private_sms.relayer import DEFAULT_WORKERS, MOST_WORKERS, Relayer
+from private_sms.relayer import Relayer, workers_for
 from private_sms.senders import SmsSender, open_sender
 from private_sms.settings import (
     Settings,
@@ -186,13 +186,22 @@ def register_sweeper(app: Flask) -> None:
 
 
 def register_relayer(app: Flask, settings: Settings) -> None:
-    """Send queued texts in RELAY_WORKERS threads, woken when a text is queued. (Without
-    them, as in tests, a queued text is sent at once in the request's own thread.)"""
+    """Send queued texts in RELAY_WORKERS threads, woken when a text is queued; with
+    RELAY_WORKERS=0, leave them to `flask relay`. (Without either, as in tests, a queued text
+    is sent at once in the request's own thread.)"""
     proxy = app.extensions["sms_proxy"]
-    workers = settings.relay_workers or DEFAULT_WORKERS.get(proxy.store.kind, MOST_WORKERS)
+    if settings.relay_workers == 0:
+        log.info("RELAY_WORKERS=0: this process sends no queued texts; `flask relay` does.")
+        proxy.on_queued = _nothing
+        return
+    workers = workers_for(settings.relay_workers, proxy.store.kind)
     relayer = app.extensions["relayer"] = Relayer(proxy.relay_next, workers)
     proxy.on_queued = relayer.wake
     relayer.start()
+
+
+def _nothing() -> None:
+    pass
 
 
 def register_blueprints(app: Flask) -> None:

@@ -17,6 +17,14 @@ MOST_WORKERS = 32
 # How often an idle process looks for texts no wake announced: queued by another process,
 # due again after a back-off, or left by a relay that died (jittered by half either way).
 IDLE_SECONDS = 1.0
+# `flask relay` is woken by no webhook (the service's processes queue the texts): it looks
+# this often while idle, one indexed read each time.
+RELAY_PROCESS_IDLE_SECONDS = 0.1
+
+
+def workers_for(configured: int | None, store_kind: str) -> int:
+    """Return how many relay workers a process runs: RELAY_WORKERS, or what suits the store."""
+    return configured or DEFAULT_WORKERS.get(store_kind, MOST_WORKERS)
 
 
 class Relayer:
@@ -31,9 +39,16 @@ class Relayer:
     texts, so that texts queued elsewhere are sent by as many workers as they need.
     """
 
-    def __init__(self, relay_next: Callable[[Callable[[], None]], bool], workers: int) -> None:
+    def __init__(
+        self,
+        relay_next: Callable[[Callable[[], None]], bool],
+        workers: int,
+        *,
+        idle_seconds: float = IDLE_SECONDS,
+    ) -> None:
         self._relay_next = relay_next
         self._workers = workers
+        self._idle_seconds = idle_seconds
         self._changed = threading.Condition()
         # Wakes not yet taken by a worker: for texts queued here, and to look for more.
         self._queued = 0
@@ -109,7 +124,7 @@ class Relayer:
                     continue
                 self._polling = True
                 try:
-                    woken = self._changed.wait(IDLE_SECONDS * self._random.uniform(0.5, 1.5))
+                    woken = self._changed.wait(self._idle_seconds * self._random.uniform(0.5, 1.5))
                 finally:
                     self._polling = False
                 if not woken:

@@ -188,12 +188,24 @@ def load_settings(layers: Iterable[Mapping[str, Any]]) -> Settings:
         port=_whole_number("PORT", text, 1, 65535),
         # Vonage's default limit is 30 sends a second an account; 0: no limit.
         send_rate=_whole_number("SEND_RATE", text, 0, 10000),
-        relay_workers=(
-            _whole_number("RELAY_WORKERS", text, 1, 64) if text["RELAY_WORKERS"] else None
-        ),
+        relay_workers=_relay_workers(text),
         relay_max_age=_seconds("RELAY_MAX_AGE", text),
         relay_retry_max=_seconds("RELAY_RETRY_MAX", text),
     )
+
+
+def _relay_workers(text: Mapping[str, str]) -> int | None:
+    """Read RELAY_WORKERS: empty for as many as suit the store; 0 for none in the service's
+    processes, where `flask relay` sends the queued texts (so an SQL store it can reach)."""
+    if not text["RELAY_WORKERS"]:
+        return None
+    workers = _whole_number("RELAY_WORKERS", text, 0, 64)
+    if workers == 0 and not text["DATABASE_URL"]:
+        raise SettingsError(
+            "RELAY_WORKERS=0 leaves the queued texts to `flask relay`, a process of its own, "
+            "which cannot reach the memory store: set DATABASE_URL, or RELAY_WORKERS above 0."
+        )
+    return workers
 
 
 def _virtual_numbers(numbers: str, number: str, *, dry_run: bool) -> tuple[str, ...]:

@@ -51,21 +51,7 @@ def run_service(
     """Start the README's run command (gunicorn with gunicorn.conf.py), aimed at `standin`."""
     port = free_port()
     log_file = directory / f"service-{port}.log"
-    env = {
-        **os.environ,
-        "VONAGE_API_KEY": "abcd1234",
-        "VONAGE_API_SECRET": "abcdef0123456789",
-        "VONAGE_NUMBERS": ",".join(numbers),
-        "VONAGE_REST_HOST": standin.host,
-        "VONAGE_TIMEOUT": "5",
-        "DEFAULT_REGION": "GB",
-        "LOG_LEVEL": "INFO",
-        "DATABASE_URL": database_url,
-        "REQUESTS_CA_BUNDLE": str(standin.ca_file),
-        "ADMIN_API_TOKEN": ADMIN_TOKEN,
-        "ACCESS_LOG": "true" if access_log else "false",
-        **(env or {}),
-    }
+    env = service_env(standin, numbers, database_url, access_log, env)
     command = [sys.executable, "-m", "gunicorn", "app:create_app()", "--bind"]
     command += [f"127.0.0.1:{port}", *args]
     with log_file.open("a") as log:
@@ -84,6 +70,60 @@ def run_service(
         if process.poll() is None:
             process.terminate()
             process.wait(timeout=30)
+
+
+@contextmanager
+def run_relay(
+    directory: Path,
+    standin: VonageStandIn,
+    *,
+    numbers: list[str],
+    database_url: str,
+    args: tuple[str, ...] = (),
+) -> Iterator[Service]:
+    """Start `flask relay` with the service's settings, aimed at `standin` (its `url` empty)."""
+    log_file = directory / f"relay-{time.monotonic_ns()}.log"
+    env = service_env(standin, numbers, database_url, False, None)
+    command = [sys.executable, "-m", "flask", "relay", *args]
+    with log_file.open("a") as log:
+        process = subprocess.Popen(
+            command, cwd=PROJECT, env=env, stdout=log, stderr=log, start_new_session=True
+        )
+    relay = Service("", log_file, process)
+    try:
+        yield relay
+    except BaseException:
+        print(f"The relay's log:\n{log_file.read_text()}", file=sys.stderr)
+        raise
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def service_env(
+    standin: VonageStandIn,
+    numbers: list[str],
+    database_url: str,
+    access_log: bool,
+    env: dict[str, str] | None,
+) -> dict[str, str]:
+    """Return the environment the service (or a command of it) runs with, aimed at `standin`."""
+    return {
+        **os.environ,
+        "VONAGE_API_KEY": "abcd1234",
+        "VONAGE_API_SECRET": "abcdef0123456789",
+        "VONAGE_NUMBERS": ",".join(numbers),
+        "VONAGE_REST_HOST": standin.host,
+        "VONAGE_TIMEOUT": "5",
+        "DEFAULT_REGION": "GB",
+        "LOG_LEVEL": "INFO",
+        "DATABASE_URL": database_url,
+        "REQUESTS_CA_BUNDLE": str(standin.ca_file),
+        "ADMIN_API_TOKEN": ADMIN_TOKEN,
+        "ACCESS_LOG": "true" if access_log else "false",
+        **(env or {}),
+    }
 
 
 def wait_until_up(service: Service) -> None:

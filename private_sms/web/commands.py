@@ -6,14 +6,20 @@
     flask chats messages ID
     flask chats end ID [--notify]
     flask db init
+    flask relay [--workers N]
 
 Each prints a table (or the chat, one field a line), or with `--json` what the API answers;
 a mistake is one sentence and exit status 1. They work on the store the service uses
 (DATABASE_URL), as the API does, and send intros and end notices as the service sends them.
+`flask relay` sends the queued texts in a process of its own, beside a service whose
+processes send none (RELAY_WORKERS=0).
 """
 
 import functools
 import json
+import logging
+import signal
+import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -24,12 +30,15 @@ from flask.cli import AppGroup, with_appcontext
 
 from private_sms.chats import Chat, MessageRecord
 from private_sms.errors import SmsProxyError
+from private_sms.relayer import RELAY_PROCESS_IDLE_SECONDS, Relayer, workers_for
 from private_sms.web.chat_api import STATUSES, chat_query, page_size
 from private_sms.web.chat_api import cursor as read_cursor
 from private_sms.web.shapes import chat_json, message_json, page_json
 
 chats = AppGroup("chats", help="Start, list, show and end chats, and read their message logs.")
 db = AppGroup("db", help="The SQL store (DATABASE_URL).")
+
+log = logging.getLogger(__name__)
 
 MEMORY_STORE_ELSEWHERE = (
     "DATABASE_URL is empty, and the memory store keeps chats inside the running service's "
@@ -44,6 +53,7 @@ def register_commands(app: Flask, *, serving: bool) -> None:
     app.extensions["commands_reach_memory_store"] = serving
     app.cli.add_command(chats)
     app.cli.add_command(db)
+    app.cli.add_command(relay)
     # The name this command had before `flask db init`.
     app.cli.add_command(click.Command("init-db", callback=init_db.callback, hidden=True))
 
@@ -239,3 +249,36 @@ def init_db() -> None:
         raise click.ClickException("DATABASE_URL is empty: the memory store needs no schema.")
     store.create_schema()
     click.echo(f"The {store.kind} schema is ready.")
+
+
+@click.command("relay")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Relay workers (threads); RELAY_WORKERS if above 0, else as many as suit the store.",
+)
+@with_appcontext
+def relay(workers: int | None) -> None:
+    """Send the queued texts until stopped (Ctrl-C, SIGTERM), beside a service whose processes
+    send none (RELAY_WORKERS=0): a relay process of its own, scaled apart from the web's.
+
+    Stopping lets the sends under way finish and leaves the rest queued for the next relay.
+    """
+    proxy = _proxy()
+    settings = current_app.extensions["settings"]
+    count = workers or workers_for(settings.relay_workers, proxy.store.kind)
+    relayer = Relayer(proxy.relay_next, count, idle_seconds=RELAY_PROCESS_IDLE_SECONDS)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    relayer.start()
+    log.info(
+        "Relaying the queued texts of the %s store with %d workers; stop with Ctrl-C or SIGTERM.",
+        proxy.store.kind,
+        count,
+    )
+    while not stop.wait(1):
+        pass
+    relayer.stop(timeout=proxy.claim_lease.total_seconds())
+    log.info("Stopped relaying: the texts still queued wait for the next relay.")
