@@ -416,8 +416,16 @@ def report_targets(results: dict, seen: dict) -> None:
         )
     one, many = results.get("memory, 1 chat"), results.get("memory, 100,000 chats")
     if one and many:
-        ratio = many.rate / one.rate
-        check("100,000 chats: at least 0.9x the 1-chat rate", ratio >= 0.9, f"{ratio:.2f}x")
+        # Texts delivered: acks are no measure here, since one chat's texts go out one after
+        # another (in order) while the service acks at full speed, and 100,000 chats' go out
+        # 32 at a time, the relays taking CPU the acks had to themselves with one chat.
+        ratio = many.delivered / one.delivered
+        acks = f"acks {many.rate / one.rate:.2f}x"
+        check(
+            "100,000 chats: at least 0.9x the 1-chat rate of texts delivered",
+            ratio >= 0.9,
+            f"{ratio:.2f}x ({acks})",
+        )
         per_chat = (many.peak_mb - one.peak_mb) * 2**20 / (100_000 - 1)
         check("memory store: at most 1 KB a chat", per_chat <= 1024, f"{per_chat:.0f} bytes")
 
