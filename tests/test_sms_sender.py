@@ -260,3 +260,34 @@ def test_a_send_goes_straight_to_the_transport_adapter(sender, sms_api, monkeypa
     (call,) = sms_api.mock.calls
     assert call.request.headers["Content-Type"] == "application/x-www-form-urlencoded"
     assert call.request.body == "to=447700900002&from=447700900000&text=Hello&type=text"
+
+
+def test_against_a_real_server_one_pool_serves_every_send_and_each_answer_is_read(
+    tmp_path, monkeypatch
+):
+    with VonageStandIn(tmp_path) as standin:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(standin.ca_file))
+        sender = VonageSender("abcd1234", "abcdef0123456789", rest_host=standin.host)
+        adapter = sender.client.adapter
+        ids = [sender.send(VIRTUAL, BOB, f"text {n}") for n in range(3)]
+        pool = adapter._pool
+        assert pool is not None and pool.num_connections == 1  # one kept-alive connection
+        assert [sent["text"] for sent in standin.sent] == ["text 0", "text 1", "text 2"]
+        assert [message_id for (message_id,) in ids] == [s["message-id"] for s in standin.sent]
+        standin.inject_faults(error=1.0)
+        with pytest.raises(SendFailed, match="HTTP 500") as failed:
+            sender.send(VIRTUAL, BOB, "refused")
+        assert failed.value.transient
+        # A failure's answer is read to its end: its connection is back in the pool.
+        assert pool.pool.qsize() == pool.pool.maxsize
+        standin.inject_faults(throttle=1.0)
+        with pytest.raises(SendFailed, match="throttled"):
+            sender.client.post(
+                standin.host,
+                "/sms/json",
+                {"from": VIRTUAL, "to": BOB, "text": "x"},
+                "basic",
+                "form",
+            )
+        assert adapter._pool is pool
+        sender.client.session.close()  # its kept-alive connection, before the stand-in goes
