@@ -54,22 +54,10 @@ def run_service(
     env = service_env(standin, numbers, database_url, access_log, env)
     command = [sys.executable, "-m", "gunicorn", "app:create_app()", "--bind"]
     command += [f"127.0.0.1:{port}", *args]
-    with log_file.open("a") as log:
-        process = subprocess.Popen(
-            command, cwd=PROJECT, env=env, stdout=log, stderr=log, start_new_session=True
-        )
-    service = Service(f"http://127.0.0.1:{port}", log_file, process)
-    try:
+    with _started(command, env, log_file, "service") as process:
+        service = Service(f"http://127.0.0.1:{port}", log_file, process)
         wait_until_up(service)
         yield service
-    except BaseException:
-        # What the service said is the first thing one needs when a test of it fails.
-        print(f"The service's log:\n{log_file.read_text()}", file=sys.stderr)
-        raise
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            process.wait(timeout=30)
 
 
 @contextmanager
@@ -85,15 +73,24 @@ def run_relay(
     log_file = directory / f"relay-{time.monotonic_ns()}.log"
     env = service_env(standin, numbers, database_url, False, None)
     command = [sys.executable, "-m", "flask", "relay", *args]
+    with _started(command, env, log_file, "relay") as process:
+        yield Service("", log_file, process)
+
+
+@contextmanager
+def _started(
+    command: list[str], env: dict[str, str], log_file: Path, what: str
+) -> Iterator[subprocess.Popen]:
+    """Run `command` in the project, its output in `log_file`; stop it afterwards."""
     with log_file.open("a") as log:
         process = subprocess.Popen(
             command, cwd=PROJECT, env=env, stdout=log, stderr=log, start_new_session=True
         )
-    relay = Service("", log_file, process)
     try:
-        yield relay
+        yield process
     except BaseException:
-        print(f"The relay's log:\n{log_file.read_text()}", file=sys.stderr)
+        # What the process said is the first thing one needs when a test of it fails.
+        print(f"The {what}'s log:\n{log_file.read_text()}", file=sys.stderr)
         raise
     finally:
         if process.poll() is None:
