@@ -107,19 +107,14 @@ def phone(number: str) -> str:
 def page(template: str, status: int = 200, **context):
     """Render a console page with what every page shows."""
     context.setdefault("error", None)
-    response = current_app.make_response(
-        (
-            render_template(
-                f"console/{template}",
-                signed_in=g.get("csrf") is not None,
-                csrf=g.get("csrf"),
-                dry_run=settings().dry_run,
-                **context,
-            ),
-            status,
-        )
+    html = render_template(
+        f"console/{template}",
+        signed_in=g.get("csrf") is not None,
+        csrf=g.get("csrf"),
+        dry_run=settings().dry_run,
+        **context,
     )
-    return response
+    return current_app.make_response((html, status))
 
 
 @console.get("/")
