@@ -12,9 +12,23 @@ GSM7_CHARACTERS = frozenset(
 )
 
 
+# What one SMS carries, alone and as a part of a long text (the rest of a part is its header).
+SINGLE = {"text": 160, "unicode": 70}
+PART = {"text": 153, "unicode": 67}
+
+
 def sms_type(text: str) -> str:
     """Return the `type` Vonage needs for `text`: "text" for GSM-7, else "unicode"."""
     return "text" if GSM7_CHARACTERS.issuperset(text) else "unicode"
+
+
+def sms_parts(text: str) -> list[str]:
+    """Return the SMS parts `text` goes out as: itself, unless it is too long for one SMS."""
+    kind = sms_type(text)
+    if len(text) <= SINGLE[kind]:
+        return [text]
+    size = PART[kind]
+    return [text[start : start + size] for start in range(0, len(text), size)]
 
 
 class SmsSender(abc.ABC):

@@ -5,28 +5,15 @@ can read them (the store's `keep_sent`), for the console's phone simulator to sh
 """
 
 import logging
-import math
 import uuid
 from datetime import UTC, datetime
 from typing import Protocol
 
 from private_sms.chats import SentText
 from private_sms.phone_numbers import mask
-from private_sms.senders.base import SmsSender, sms_type
+from private_sms.senders.base import SmsSender, sms_parts, sms_type
 
 log = logging.getLogger(__name__)
-
-# What one SMS carries, alone and as a part of a long text (the rest of a part is its header).
-SINGLE = {"text": 160, "unicode": 70}
-PART = {"text": 153, "unicode": 67}
-
-
-def sms_parts(text: str) -> int:
-    """Return how many SMS `text` goes out as (a long text is sent in parts)."""
-    kind = sms_type(text)
-    if len(text) <= SINGLE[kind]:
-        return 1
-    return math.ceil(len(text) / PART[kind])
 
 
 class SentTexts(Protocol):
@@ -58,7 +45,7 @@ class DryRunSender(SmsSender):
             text,
         )
         # One id per part, as Vonage answers: receipts come per part.
-        ids = tuple(f"dry-run-{uuid.uuid4().hex[:16]}" for _ in range(sms_parts(text)))
+        ids = tuple(f"dry-run-{uuid.uuid4().hex[:16]}" for _ in sms_parts(text))
         self._kept.keep_sent(SentText(sender, recipient, text, datetime.now(UTC), ids))
         return list(ids)
 

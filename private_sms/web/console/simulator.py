@@ -15,23 +15,13 @@ from datetime import UTC, datetime
 from flask import Flask
 from werkzeug.test import Client
 
-from private_sms.senders.base import sms_type
-from private_sms.senders.dry_run import PART, SINGLE
+from private_sms.senders.base import sms_parts, sms_type
 from private_sms.wire.signatures import sign
 
 INBOUND_SMS = "/webhooks/inbound-sms"
 DELIVERY_RECEIPT = "/webhooks/delivery-receipt"
 # The longest text the simulator sends: four parts' worth, as the API's bound (640 characters).
 MAX_TEXT = 640
-
-
-def split_into_parts(text: str) -> list[str]:
-    """Return the SMS parts a phone sends `text` as (one, unless it is long)."""
-    kind = sms_type(text)
-    if len(text) <= SINGLE[kind]:
-        return [text]
-    size = PART[kind]
-    return [text[start : start + size] for start in range(0, len(text), size)]
 
 
 def inbound_webhooks(
@@ -44,7 +34,7 @@ def inbound_webhooks(
     method: str = "md5hash",
 ) -> Iterator[dict[str, str]]:
     """Yield the fields of the webhooks Vonage sends for `text` from `sender` to `number`."""
-    parts = split_into_parts(text)
+    parts = sms_parts(text)
     received = vonage_time()
     ref = str(secrets.randbelow(256))
     for index, part in enumerate(parts, start=1):
@@ -54,7 +44,7 @@ def inbound_webhooks(
             "messageId": secrets.token_hex(8).upper(),
             "text": part,
             "type": sms_type(text),
-            "keyword": part.split(maxsplit=1)[0].upper() if part.split() else "",
+            "keyword": (part.split(maxsplit=1) or [""])[0].upper(),
             "message-timestamp": received,
         }
         if api_key:
