@@ -216,7 +216,9 @@ def test_no_page_opens_without_the_cookie(page, console):
 
 def test_the_console_works_with_the_keyboard_alone(page):
     page.goto("/console/sign-in")
-    page.keyboard.type(ADMIN_TOKEN)  # the token field has the focus
+    # The token field takes the focus by itself (autofocus), once the page has loaded.
+    expect(page.get_by_label("Admin token")).to_be_focused()
+    page.keyboard.type(ADMIN_TOKEN)
     page.keyboard.press("Enter")
     expect(page).to_have_url(re.compile(r"/console/chats$"))
     page.get_by_label("Person A's number").focus()
