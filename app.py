@@ -33,7 +33,7 @@ from private_sms.web.metrics import register_metrics
 from private_sms.web.openapi import openapi
 from private_sms.web.webhooks import webhooks
 from private_sms.wire.signatures import SignatureCheck
-from sms_proxy import SmsProxy
+from sms_proxy import Relays, SmsProxy
 
 log = logging.getLogger(__name__)
 
@@ -186,22 +186,18 @@ def register_sweeper(app: Flask) -> None:
 
 
 def register_relayer(app: Flask, settings: Settings) -> None:
-    """Send queued texts in RELAY_WORKERS threads, woken when a text is queued; with
+    """Send queued texts in RELAY_WORKERS threads, handed each text queued here; with
     RELAY_WORKERS=0, leave them to `flask relay`. (Without either, as in tests, a queued text
     is sent at once in the request's own thread.)"""
     proxy = app.extensions["sms_proxy"]
     if settings.relay_workers == 0:
         log.info("RELAY_WORKERS=0: this process sends no queued texts; `flask relay` does.")
-        proxy.on_queued = _nothing
+        proxy.relays = Relays()
         return
     workers = workers_for(settings.relay_workers, proxy.store.kind)
     relayer = app.extensions["relayer"] = Relayer(proxy.relay_next, workers)
-    proxy.on_queued = relayer.wake
+    proxy.relays = relayer
     relayer.start()
-
-
-def _nothing() -> None:
-    pass
 
 
 def register_blueprints(app: Flask) -> None:

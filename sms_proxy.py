@@ -1,6 +1,7 @@
 """The private-SMS proxy: chats between two people over a pool of numbers, and their texts."""
 
 import dataclasses
+import functools
 import logging
 import random
 import time
@@ -100,6 +101,50 @@ RECEIVED, RELAYED, FAILED_FOR_GOOD, GAVE_UP, RETRIED, COPY, NOT_RELAYED = (
 RELAY, INTRO, END_NOTICE = "relay", "intro", "end_notice"
 
 
+class Relays:
+    """Who sends the texts this process queues. This one: none here (a `flask relay` process
+    sends them, or a test); relayer.py's Relayer runs relay workers.
+
+    As a text is queued, a free relay of this process may be kept for it (`reserve`); the
+    store then holds the text for that relay as it queues it, and the relay is handed what
+    sends it (`hand`), without looking for it in the queue. A text queued without a kept
+    relay, or behind an earlier text of its chat, is announced instead (`wake`).
+    """
+
+    def reserve(self) -> bool:
+        """Keep a free relay for the text about to be queued; False when none is free."""
+        return False
+
+    def hand(self, relay: Callable[[], bool]) -> None:
+        """Give the kept relay `relay`: it sends the text held for it, and returns whether
+        later texts of its chat wait in the queue."""
+        raise NotImplementedError("no relay was kept")
+
+    def release(self) -> None:
+        """Free the kept relay: no text was held for it."""
+
+    def wake(self) -> None:
+        """Tell a relay a text was queued that no relay holds."""
+
+
+class RelaysInThisThread(Relays):
+    """The thread that queues a text sends it, and what else is due, before it goes on (tests,
+    a single call)."""
+
+    def __init__(self, proxy: "SmsProxy") -> None:
+        self._proxy = proxy
+
+    def reserve(self) -> bool:
+        return True
+
+    def hand(self, relay: Callable[[], bool]) -> None:
+        relay()
+        self._proxy.relay_due()
+
+    def wake(self) -> None:
+        self._proxy.relay_due()
+
+
 def claim_key(number: str, sender: str, message_id: str) -> str:
     """Return the key a webhook is claimed under: its messageId, from its sender, to its number.
 
@@ -153,9 +198,9 @@ class SmsProxy:
         self.relay_retry_max = relay_retry_max.total_seconds()
         self.clock = clock
         self.sleep = sleep
-        # Called when a text is queued: the relay workers' wake-up. Without workers (tests,
-        # a single call), the queue is relayed right away in the caller's thread.
-        self.on_queued: Callable[[], None] = self.relay_due
+        # Who sends the texts queued here: app.py gives relay workers (relayer.py), or none;
+        # without them (tests, a single call), the caller's thread, right away.
+        self.relays: Relays = RelaysInThisThread(self)
         self.observer = Observer()
         self._next_purge = datetime.min.replace(tzinfo=UTC)
         # The retries' jitter, apart from the global generator other code may seed.
@@ -432,22 +477,36 @@ class SmsProxy:
                 received_at=record.at,
                 note=detail,
             )
-        if self.store.enqueue(key, record, job) is None:
-            log.info("Text %s was dealt with already: this copy is not", sms.message_id)
-            self.observer.counted(COPY)
-            return
-        if job is None:
-            say = log.warning if sms.type == "binary" else log.info
-            say("Text %s in chat %s not relayed: %s", sms.message_id, chat.id, record.detail)
-            self.observer.counted(NOT_RELAYED)
-            return
-        log.info("Text %s in chat %s queued", sms.message_id, chat.id)
-        self.observer.counted(RECEIVED)
+        # A free relay of this process is kept for the text, which the store holds for it.
+        reserved = job is not None and self.relays.reserve()
+        hold_until = record.at + self.claim_lease if reserved else None
+        handed = False
         try:
-            self.on_queued()
-        except SmsProxyError as error:
-            # The text is queued: the webhook is dealt with, whatever its relay met.
-            log.warning("Text %s is queued; relaying it met: %s", sms.message_id, error.message)
+            queued = self.store.enqueue(key, record, job, hold_until=hold_until)
+            if queued is None:
+                log.info("Text %s was dealt with already: this copy is not", sms.message_id)
+                self.observer.counted(COPY)
+                return
+            if job is None:
+                say = log.warning if sms.type == "binary" else log.info
+                say("Text %s in chat %s not relayed: %s", sms.message_id, chat.id, record.detail)
+                self.observer.counted(NOT_RELAYED)
+                return
+            log.info("Text %s in chat %s queued", sms.message_id, chat.id)
+            self.observer.counted(RECEIVED)
+            try:
+                if queued.held:
+                    held = dataclasses.replace(job, seq=queued.seq, tries=1)
+                    handed = True
+                    self.relays.hand(functools.partial(self._relay, held, hold_until))
+                else:
+                    self.relays.wake()
+            except SmsProxyError as error:
+                # The text is queued: the webhook is dealt with, whatever its relay met.
+                log.warning("Text %s is queued; relaying it met: %s", sms.message_id, error.message)
+        finally:
+            if reserved and not handed:
+                self.relays.release()
 
     def relay_due(self) -> None:
         """Send every text in the relay queue that is due now, in this thread."""
@@ -467,19 +526,25 @@ class SmsProxy:
         if job is None:
             return False
         taken()
+        self._relay(job, now + self.claim_lease)
+        return True
+
+    def _relay(self, job: RelayJob, held_until: datetime) -> bool:
+        """Send a text this relay holds until `held_until`, and settle it; return whether
+        later texts of its chat wait in the queue (to be taken now)."""
+        now = self.clock()
         if now - job.received_at > self.relay_max_age:
             detail = f"not sent within RELAY_MAX_AGE ({self.relay_max_age}); given up"
             log.error("Text %s in chat %s: %s", job.inbound_message_id, job.chat_id, detail)
-            self.store.finish_relay(job.seq, GIVEN_UP, detail=detail)
+            more = self.store.finish_relay(job.seq, GIVEN_UP, detail=detail)
             self.observer.counted(GAVE_UP)
-            return True
+            return more
         try:
-            # Never past the lease this relay holds the text for: another would take it too.
-            self._wait_for_turn(self.claim_lease - CLAIM_MARGIN - self.sender.longest_send)
+            # Never past the hold on the text: another relay would take it too.
+            self._wait_for_turn(held_until - now - CLAIM_MARGIN - self.sender.longest_send)
             message_ids = self._send(job.number, job.recipient, job.text, RELAY)
         except SendFailed as error:
-            self._relay_failed(job, error)
-            return True
+            return self._relay_failed(job, error)
         log.info(
             "Text %s in chat %s relayed to %s as %s",
             job.inbound_message_id,
@@ -487,30 +552,32 @@ class SmsProxy:
             mask(job.recipient),
             ", ".join(message_ids),
         )
-        self._settle(job, SENT, message_ids=message_ids, detail=job.note)
+        more = self._settle(job, SENT, message_ids=message_ids, detail=job.note)
         self.observer.counted(RELAYED)
-        return True
+        return more
 
-    def _settle(self, job: RelayJob, outcome: str, **found) -> None:
-        """Record what became of a text that was tried; a store that fails for a moment is
-        tried again, since a text left held is sent again when its lease runs out."""
+    def _settle(self, job: RelayJob, outcome: str, **found) -> bool:
+        """Record what became of a text that was tried, and return whether later texts of its
+        chat wait; a store that fails for a moment is tried again, since a text left held is
+        sent again when its lease runs out."""
         for pause in (*SETTLE_PAUSES, None):
             try:
-                self.store.finish_relay(job.seq, outcome, **found)
-                return
+                return self.store.finish_relay(job.seq, outcome, **found)
             except StoreUnavailable:
-                if pause is None:
-                    log.error(
-                        "Text %s in chat %s was %s, but that could not be recorded: it may be "
-                        "sent again when its lease runs out",
-                        job.inbound_message_id,
-                        job.chat_id,
-                        outcome,
-                    )
-                    return
-                self.sleep(pause)
+                if pause is not None:
+                    self.sleep(pause)
+        log.error(
+            "Text %s in chat %s was %s, but that could not be recorded: it may be sent again "
+            "when its lease runs out",
+            job.inbound_message_id,
+            job.chat_id,
+            outcome,
+        )
+        return False
 
-    def _relay_failed(self, job: RelayJob, error: SendFailed) -> None:
+    def _relay_failed(self, job: RelayJob, error: SendFailed) -> bool:
+        """Settle a text whose send failed for good, or give it back for a later try; return
+        whether later texts of its chat may go now."""
         if not error.transient:
             log.error(
                 "Text %s in chat %s cannot be relayed: %s",
@@ -518,9 +585,9 @@ class SmsProxy:
                 job.chat_id,
                 error.message,
             )
-            self._settle(job, FAILED, detail=error.message)
+            more = self._settle(job, FAILED, detail=error.message)
             self.observer.counted(FAILED_FOR_GOOD)
-            return
+            return more
         self.observer.counted(RETRIED)
         now = self.clock()
         if error.throttled:
@@ -536,6 +603,7 @@ class SmsProxy:
             error.message,
         )
         self.store.retry_relay(job.seq, now + timedelta(seconds=wait), error.message)
+        return False
 
     def _send_now(self, number: str, recipient: str, text: str, kind: str) -> list[str]:
         """Send a text the caller waits for (an intro, an end notice), in its turn."""

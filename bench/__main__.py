@@ -333,6 +333,9 @@ def main() -> None:
         ]
         if postgres_url():
             cases.append(("postgresql, 2 workers", "postgresql", args.chats, 0.0, None))
+            cases.append(
+                ("postgresql, 2 workers, 200/s offered", "postgresql", args.chats, 0.0, 200.0)
+            )
     cases = [case for case in cases if args.only in case[0]]
     checks = [] if args.scale else [("pacing", scenarios.pacing), ("faults", scenarios.faults)]
     checks = [check for check in checks if args.only in check[0]]

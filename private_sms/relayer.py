@@ -1,8 +1,10 @@
 """The relay workers: threads in every process that send the texts waiting in the relay queue."""
 
+import functools
 import logging
 import random
 import threading
+from collections import deque
 from collections.abc import Callable
 
 from private_sms.errors import SmsProxyError
@@ -32,11 +34,17 @@ class Relayer:
     returns True, calling `taken()` once it holds the text and before it sends; or it returns
     False when none is due.
 
-    A worker goes on while it finds texts; then it waits. Each text queued in this process
-    wakes one waiting worker (`wake`), not all of them: waking every worker cost a look at the
-    queue per worker for each text. One waiting worker at a time looks every IDLE_SECONDS;
-    when a look finds a text, it wakes one more worker to look too, and so on while they find
-    texts, so that texts queued elsewhere are sent by as many workers as they need.
+    A text queued in this process goes straight to a waiting worker when one is free: the
+    webhook keeps it (`reserve`), the store holds the text for it as it queues it, and the
+    worker is handed what sends it (`hand`), with no look at the queue. It looks afterwards
+    only when later texts of that chat wait. This is the SmsProxy's `Relays`.
+
+    Otherwise a worker goes on while it finds texts; then it waits. Each text queued here
+    and not handed wakes one waiting worker (`wake`), not all of them: waking every worker
+    cost a look at the queue per worker for each text. One waiting worker at a time looks
+    every IDLE_SECONDS; when a look finds a text, it wakes one more worker to look too, and
+    so on while they find texts, so that texts queued elsewhere are sent by as many workers
+    as they need.
     """
 
     def __init__(
@@ -53,6 +61,11 @@ class Relayer:
         # Wakes not yet taken by a worker: for texts queued here, and to look for more.
         self._queued = 0
         self._look = 0
+        # What sends each text held for a worker as it was queued; workers waiting, and how
+        # many of them a webhook keeps for the text it is queuing.
+        self._handed: deque[Callable[[], bool]] = deque()
+        self._idle = 0
+        self._reserved = 0
         self._polling = False
         self._stopped = False
         # The idle waits' jitter, apart from the global generator other code may seed.
@@ -66,6 +79,26 @@ class Relayer:
         """Start the workers."""
         for thread in self._threads:
             thread.start()
+
+    def reserve(self) -> bool:
+        """Keep a waiting worker for the text about to be queued; False when none is free."""
+        with self._changed:
+            if self._stopped or self._idle <= self._reserved:
+                return False
+            self._reserved += 1
+            return True
+
+    def hand(self, relay: Callable[[], bool]) -> None:
+        """Give the kept worker `relay`, which sends the text held for it."""
+        with self._changed:
+            self._reserved -= 1
+            self._handed.append(relay)
+            self._changed.notify()
+
+    def release(self) -> None:
+        """Free the kept worker: no text was held for it."""
+        with self._changed:
+            self._reserved -= 1
 
     def wake(self) -> None:
         """Tell one waiting worker a text was queued."""
@@ -89,18 +122,32 @@ class Relayer:
 
     def _run(self) -> None:
         looking = True
-        while not self._stopped:
+        while True:
+            # A text handed here is held for this process: it is sent, even after a stop.
+            relay = self._next_handed()
+            if relay is not None:
+                # Later texts of its chat wait: look for them (they are due now).
+                looking = False
+                if not self._relay_safely(relay):
+                    looking = self._wait()
+                continue
+            if self._stopped:
+                return
             # A text found by looking, not announced, may not be alone: once this worker holds
             # it, another worker looks too.
             taken = self._wake_to_look if looking else _nothing
-            if self._relay_once(taken):
+            if self._relay_safely(functools.partial(self._relay_next, taken)):
                 looking = False
                 continue
             looking = self._wait()
 
-    def _relay_once(self, taken: Callable[[], None]) -> bool:
+    def _next_handed(self) -> Callable[[], bool] | None:
+        with self._changed:
+            return self._handed.popleft() if self._handed else None
+
+    def _relay_safely(self, relay: Callable[[], bool]) -> bool:
         try:
-            return self._relay_next(taken)
+            return relay()
         except SmsProxyError as error:
             log.warning("A relay worker could not go on (%s); it tries again.", error.message)
         except Exception:
@@ -115,28 +162,37 @@ class Relayer:
                 self._changed.notify()
 
     def _wait(self) -> bool:
-        """Wait for a wake or a stop (the first waiting worker: at most IDLE_SECONDS);
-        return whether the worker is to look for texts no wake announced."""
+        """Wait for a text handed here, a wake or a stop (the first waiting worker: at most
+        IDLE_SECONDS); return whether the worker is to look for texts no wake announced."""
         with self._changed:
-            while not (self._queued or self._look or self._stopped):
-                if self._polling:
-                    self._changed.wait()
-                    continue
-                self._polling = True
-                try:
-                    woken = self._changed.wait(self._idle_seconds * self._random.uniform(0.5, 1.5))
-                finally:
-                    self._polling = False
-                if not woken:
-                    return True
-                # Another waiting worker looks from now on.
-                self._changed.notify()
-            if self._queued:
-                self._queued -= 1
-                return False
-            if self._look:
-                self._look -= 1
-            return True
+            self._idle += 1
+            try:
+                return self._wait_idle()
+            finally:
+                self._idle -= 1
+
+    def _wait_idle(self) -> bool:
+        while not (self._handed or self._queued or self._look or self._stopped):
+            if self._polling:
+                self._changed.wait()
+                continue
+            self._polling = True
+            try:
+                woken = self._changed.wait(self._idle_seconds * self._random.uniform(0.5, 1.5))
+            finally:
+                self._polling = False
+            if not woken:
+                return True
+            # Another waiting worker looks from now on.
+            self._changed.notify()
+        if self._handed:
+            return False
+        if self._queued:
+            self._queued -= 1
+            return False
+        if self._look:
+            self._look -= 1
+        return True
 
 
 def _nothing() -> None:

@@ -271,7 +271,7 @@ def test_a_webhook_is_queued_once_and_a_copy_does_nothing(store):
     first = store.enqueue("0A01", queued(chat), job(chat))
     assert first is not None
     assert store.enqueue("0A01", queued(chat, T0 + timedelta(hours=23)), job(chat)) is None
-    assert store.enqueue("0A02", queued(chat), job(chat, "again")) > first
+    assert store.enqueue("0A02", queued(chat), job(chat, "again")).seq > first.seq
     assert [m.outcome for m in store.list_messages(chat.id)] == [QUEUED, QUEUED]
     assert store.get_chat(chat.id).message_count == 2
     assert store.queue_state() == (2, T0)
@@ -306,9 +306,9 @@ def test_eight_threads_queueing_one_webhook_queue_it_once(store):
 def test_a_chats_texts_are_relayed_in_order_and_other_chats_go_meanwhile(store):
     chat = store.create_chat(POOL, ALICE, BOB, T0)
     other = store.create_chat(POOL, CAROL, DAVE, T0)
-    first = store.enqueue("1", queued(chat), job(chat, "first"))
-    second = store.enqueue("2", queued(chat), job(chat, "second"))
-    elsewhere = store.enqueue("3", queued(other), job(other, "elsewhere"))
+    first = store.enqueue("1", queued(chat), job(chat, "first")).seq
+    second = store.enqueue("2", queued(chat), job(chat, "second")).seq
+    elsewhere = store.enqueue("3", queued(other), job(other, "elsewhere")).seq
     taken = store.next_relay(T0, LEASE)
     assert (taken.seq, taken.text, taken.tries, taken.recipient) == (first, "first", 1, BOB)
     # The chat's second text waits behind the first, which is held: the other chat goes.
@@ -322,9 +322,68 @@ def test_a_chats_texts_are_relayed_in_order_and_other_chats_go_meanwhile(store):
     assert store.record_receipt(Receipt("0B01", "delivered", "0", T0)) == chat.id
 
 
+def test_a_text_queued_to_be_held_is_held_only_when_no_text_of_its_chat_waits(store):
+    chat = store.create_chat(POOL, ALICE, BOB, T0)
+    other = store.create_chat(POOL, CAROL, DAVE, T0)
+    first = store.enqueue("1", queued(chat), job(chat, "first"), hold_until=T0 + LEASE)
+    second = store.enqueue("2", queued(chat), job(chat, "second"), hold_until=T0 + LEASE)
+    elsewhere = store.enqueue("3", queued(other), job(other, "elsewhere"))
+    assert (first.held, second.held, elsewhere.held) == (True, False, False)
+    # Held as next_relay holds a text: no relay takes it, nor its chat's next, until then.
+    assert store.next_relay(T0, LEASE).seq == elsewhere.seq
+    assert store.next_relay(T0, LEASE) is None
+    assert [(m.outcome, m.tries) for m in store.list_messages(chat.id)] == [
+        (SENDING, 1),
+        (QUEUED, 0),
+    ]
+    # Settling it says the chat's next text waits; that one, settled, says none does.
+    assert store.finish_relay(first.seq, SENT, message_ids=["0B01"]) is True
+    assert store.finish_relay(first.seq, SENT, message_ids=["0B01"]) is False
+    taken = store.next_relay(T0, LEASE)
+    assert (taken.seq, taken.tries) == (second.seq, 1)
+    assert store.finish_relay(second.seq, SENT, message_ids=["0B02"]) is False
+    assert store.enqueue("4", queued(chat), job(chat, "third"), hold_until=T0 + LEASE).held
+
+
+def test_a_held_text_whose_relay_died_is_taken_again_when_its_hold_runs_out(store):
+    chat = store.create_chat(POOL, ALICE, BOB, T0)
+    seq = store.enqueue("1", queued(chat), job(chat), hold_until=T0 + LEASE).seq
+    assert store.next_relay(T0 + LEASE - timedelta(seconds=1), LEASE) is None
+    taken = store.next_relay(T0 + LEASE, LEASE)
+    assert (taken.seq, taken.tries) == (seq, 2)
+
+
+def test_texts_of_one_chat_queued_at_once_by_eight_threads_hold_one(store):
+    chat = store.create_chat(POOL, ALICE, BOB, T0)
+    barrier, results = threading.Barrier(8), []
+
+    def enqueue(n):
+        barrier.wait()
+        results.append(store.enqueue(f"{n}", queued(chat), job(chat, f"{n}"), hold_until=T0))
+
+    threads = [threading.Thread(target=enqueue, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(q.held for q in results) == [False] * 7 + [True]
+    # Whichever was held was queued first: its chat's others wait behind it.
+    assert min(results).held
+    for _ in range(8):
+        held = min(q for q in results if q.held)
+        more = store.finish_relay(held.seq, SENT)
+        results.remove(held)
+        if results:
+            assert more
+            taken = store.next_relay(T0, LEASE)
+            assert taken.seq == min(results).seq
+            results[results.index(min(results))] = min(results)._replace(held=True)
+    assert store.queue_state()[0] == 0
+
+
 def test_a_text_tried_again_holds_back_its_chat_until_its_next_try(store):
     chat = store.create_chat(POOL, ALICE, BOB, T0)
-    first = store.enqueue("1", queued(chat), job(chat, "first"))
+    first = store.enqueue("1", queued(chat), job(chat, "first")).seq
     store.enqueue("2", queued(chat), job(chat, "second"))
     store.next_relay(T0, LEASE)
     store.retry_relay(first, T0 + timedelta(seconds=2), "HTTP 500")
@@ -345,7 +404,7 @@ def test_a_text_tried_again_holds_back_its_chat_until_its_next_try(store):
 
 def test_a_text_whose_relay_died_is_taken_again_when_its_lease_runs_out(store):
     chat = store.create_chat(POOL, ALICE, BOB, T0)
-    seq = store.enqueue("1", queued(chat), job(chat))
+    seq = store.enqueue("1", queued(chat), job(chat)).seq
     store.next_relay(T0, LEASE)
     assert store.next_relay(T0 + LEASE - timedelta(seconds=1), LEASE) is None
     taken = store.next_relay(T0 + LEASE, LEASE)
@@ -556,3 +615,32 @@ def test_what_the_dry_run_sent_a_phone_is_kept_for_every_process_within_bounds(
             assert [sent.text for sent in other.sent_to(BOB)] == ["to Bob"]
         finally:
             other.close()
+
+
+@SQL_STORES
+def test_a_database_made_before_chats_counted_their_queued_texts_gains_the_count(store_url):
+    store = open_store(store_url)
+    chat = store.create_chat(POOL, ALICE, BOB, T0)
+    first = store.enqueue("1", queued(chat), job(chat, "first")).seq
+    store.enqueue("2", queued(chat), job(chat, "second"))
+    engine = create_engine(database_url(store_url), poolclass=NullPool)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE chats DROP COLUMN relay_waiting")
+    engine.dispose()
+    store.close()
+    store = open_store(store_url)
+    try:
+        # Two wait: a new text is not held, and settling the first says one more waits.
+        assert not store.enqueue("3", queued(chat), job(chat, "third"), hold_until=T0).held
+        assert store.finish_relay(first, SENT) is True
+    finally:
+        store.close()
+
+
+@SQL_STORES
+def test_purging_a_queued_text_with_its_log_entry_counts_its_chat_anew(store):
+    chat = store.create_chat(POOL, ALICE, BOB, T0)
+    store.enqueue("1", queued(chat, T0), job(chat, "old"))
+    store.purge(T0, messages_before=T0 + timedelta(hours=1))
+    assert store.queue_state()[0] == 0
+    assert store.enqueue("2", queued(chat), job(chat, "new"), hold_until=T0 + LEASE).held

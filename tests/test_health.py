@@ -1,6 +1,7 @@
 """Health for load balancers and orchestrators: `/healthz` (alive) and `/readyz` (can serve)."""
 
 from private_sms.errors import StoreUnavailable
+from sms_proxy import Relays
 from tests.support import ALICE, BOB, INBOUND_SMS, VIRTUAL, vonage_time
 
 
@@ -21,7 +22,7 @@ def test_readyz_counts_a_text_waiting_in_the_relay_queue(app, client, sms_api, m
     proxy = app.extensions["sms_proxy"]
     chat = client.post("/chat", json={"userANumber": ALICE, "userBNumber": BOB}).json
     # No relay worker takes it: the text waits, as it would behind a busy relay.
-    monkeypatch.setattr(proxy, "on_queued", lambda: None)
+    monkeypatch.setattr(proxy, "relays", Relays())
     assert chat["virtualNumber"] == VIRTUAL
     inbound = {"msisdn": ALICE, "to": VIRTUAL, "messageId": "0A01", "text": "hi"}
     inbound["message-timestamp"] = vonage_time()

@@ -120,3 +120,58 @@ def test_a_worker_goes_on_after_a_failure(monkeypatch, error):
 
     with running(monkeypatch, relay_next, workers=1, idle_seconds=0.05):
         wait_until(lambda: len(calls) >= 3)
+
+
+def test_a_text_handed_to_a_waiting_worker_is_sent_with_no_look_at_the_queue(monkeypatch):
+    looks, sent = Looks(), []
+    with running(monkeypatch, looks, workers=2, idle_seconds=3600) as relayer:
+        wait_until(lambda: looks.calls == 2)
+        assert relayer.reserve()
+        relayer.hand(lambda: sent.append(threading.current_thread().name) or False)
+        wait_until(lambda: sent)
+        time.sleep(0.2)
+        # Sent by a relay worker; nothing of its chat waits, so the worker does not look.
+        assert sent[0].startswith("relay-")
+        assert looks.calls == 2
+
+
+def test_a_worker_handed_a_text_whose_chat_has_more_waiting_looks_for_them(monkeypatch):
+    looks = Looks()
+    with running(monkeypatch, looks, workers=1, idle_seconds=3600) as relayer:
+        wait_until(lambda: looks.calls == 1)
+        looks.texts = 1
+        assert relayer.reserve()
+        relayer.hand(lambda: True)
+        # It looks, relays the chat's next text, looks again, finds nothing, and waits.
+        wait_until(lambda: looks.calls == 3)
+        time.sleep(0.2)
+        assert (looks.calls, looks.texts) == (3, 0)
+
+
+def test_no_more_workers_are_kept_than_wait_and_a_freed_one_can_be_kept_again(monkeypatch):
+    looks = Looks()
+    with running(monkeypatch, looks, workers=2, idle_seconds=3600) as relayer:
+        wait_until(lambda: looks.calls == 2)
+        time.sleep(0.1)
+        assert [relayer.reserve() for _ in range(3)] == [True, True, False]
+        relayer.release()
+        assert relayer.reserve()
+        relayer.release()
+        relayer.release()
+    # A stopped relayer keeps none: the text waits in the queue for another process.
+    assert not relayer.reserve()
+
+
+def test_a_text_handed_as_the_relayer_stops_is_still_sent(monkeypatch):
+    looks, sent = Looks(), threading.Event()
+    relayer = Relayer(looks, workers=1)
+    relayer.start()
+    wait_until(lambda: looks.calls == 1)
+    assert relayer.reserve()
+    with relayer._changed:
+        # Handed and stopped at once: the worker wakes to both.
+        relayer.hand(lambda: sent.set() or False)
+        relayer._stopped = True
+        relayer._changed.notify_all()
+    relayer.stop(5)
+    assert sent.is_set()

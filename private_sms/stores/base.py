@@ -7,6 +7,7 @@ A backend lives in a module of its own (memory, sql) and is imported only when c
 import abc
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from private_sms.chats import (
     Chat,
@@ -20,6 +21,14 @@ from private_sms.chats import (
 
 # A webhook dealt with (its text queued, skipped or dropped): a copy of it does nothing.
 DONE = "done"
+
+
+class Queued(NamedTuple):
+    """What `ChatStore.enqueue` did: the log entry's `seq`, and whether the text was taken for
+    the caller as it was queued (`held`)."""
+
+    seq: int
+    held: bool = False
 
 
 class ChatStore(abc.ABC):
@@ -95,13 +104,24 @@ class ChatStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    def enqueue(self, key: str, record: MessageRecord, job: RelayJob | None) -> int | None:
+    def enqueue(
+        self,
+        key: str,
+        record: MessageRecord,
+        job: RelayJob | None,
+        *,
+        hold_until: datetime | None = None,
+    ) -> Queued | None:
         """Take webhook `key` (its number, sender and messageId) as dealt with, log `record`
-        and put `job` (its text, to send) in the relay queue, in one step; return the entry's
-        `seq`. None, and nothing done, when `key` was taken before: the webhook is a copy.
+        and put `job` (its text, to send) in the relay queue, in one step. None, and nothing
+        done, when `key` was taken before: the webhook is a copy.
 
         `job` None logs an entry that is settled already (a skipped text). The job's `seq`
         is filled in here. `record` is queued or skipped: Vonage has no ids for it yet.
+
+        `hold_until`: when no other text of its chat waits in the queue, the text is taken
+        as `next_relay` takes one, held until then, in the same step (`held`); a relay of
+        this process sends it without looking for it. Otherwise it waits its turn.
         """
 
     @abc.abstractmethod
@@ -121,8 +141,9 @@ class ChatStore(abc.ABC):
         *,
         message_ids: Sequence[str] = (),
         detail: str | None = None,
-    ) -> None:
-        """Take the text out of the relay queue and settle its log entry with `outcome`."""
+    ) -> bool:
+        """Take the text out of the relay queue and settle its log entry with `outcome`;
+        return whether later texts of its chat wait in the queue."""
 
     @abc.abstractmethod
     def retry_relay(self, seq: int, next_try_at: datetime, detail: str) -> None:

@@ -22,7 +22,7 @@ from private_sms.chats import (
     SentText,
     new_chat_id,
 )
-from private_sms.stores.base import DONE, ChatStore
+from private_sms.stores.base import DONE, ChatStore, Queued
 from private_sms.stores.rules import (
     SENT_IN_ALL,
     SENT_PER_PHONE,
@@ -206,16 +206,30 @@ class MemoryChatStore(ChatStore):
             self._by_activity[chat.id] = None
         return seq
 
-    def enqueue(self, key: str, record: MessageRecord, job: RelayJob | None) -> int | None:
+    def enqueue(
+        self,
+        key: str,
+        record: MessageRecord,
+        job: RelayJob | None,
+        *,
+        hold_until: datetime | None = None,
+    ) -> Queued | None:
         with self._lock:
             if key in self._claims:
                 return None
             self._claims[key] = (DONE, record.at, record.chat_id)
             seq = self._log(record)
-            if job is not None and seq is not None:
-                self._jobs[seq] = dataclasses.replace(job, seq=seq)
-                self._queue.setdefault(job.chat_id, deque()).append(seq)
-            return seq
+            if seq is None:
+                return None
+            if job is None:
+                return Queued(seq)
+            held = hold_until is not None and job.chat_id not in self._queue
+            self._jobs[seq] = dataclasses.replace(job, seq=seq, tries=int(held))
+            self._queue.setdefault(job.chat_id, deque()).append(seq)
+            if held:
+                self._held[seq] = hold_until
+                self._update_entry(job.chat_id, seq, outcome=SENDING, tries=1)
+            return Queued(seq, held)
 
     def next_relay(self, now: datetime, lease: timedelta) -> RelayJob | None:
         with self._lock:
@@ -238,11 +252,11 @@ class MemoryChatStore(ChatStore):
         *,
         message_ids: Sequence[str] = (),
         detail: str | None = None,
-    ) -> None:
+    ) -> bool:
         with self._lock:
             job = self._jobs.pop(seq, None)
             if job is None:
-                return
+                return False
             waiting = self._queue[job.chat_id]
             waiting.remove(seq)
             if not waiting:
@@ -260,6 +274,7 @@ class MemoryChatStore(ChatStore):
             )
             for message_id in message_ids:
                 self._sent_parts[message_id] = job.chat_id
+            return bool(waiting)
 
     def retry_relay(self, seq: int, next_try_at: datetime, detail: str) -> None:
         with self._lock:

@@ -62,6 +62,10 @@ chats = Table(
     Column("last_activity_at", UtcDateTime, nullable=False),
     # Counted with each log entry, in its transaction: a list of chats counts no rows.
     Column("message_count", Integer, nullable=False, default=0),
+    # Its texts in the relay queue, counted by the statements that queue and settle them. On
+    # PostgreSQL a statement that waited for the chat's row reads the count the other left,
+    # where a look at the queue would see what was committed when the statement began.
+    Column("relay_waiting", Integer, nullable=False, default=0, server_default=text("0")),
     Column("ended_at", UtcDateTime),
     Column("ended_reason", String(16)),
     Index("one_active_chat_per_pair", "pair", unique=True, **ACTIVE_ONLY),

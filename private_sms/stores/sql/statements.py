@@ -5,7 +5,20 @@ cache) cost more CPU than running it: 4.3 ms for the statement that queues a tex
 its round trip to PostgreSQL. Each here takes its values by name (`bindparam`).
 """
 
-from sqlalchemy import ARRAY, String, bindparam, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    ARRAY,
+    String,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from private_sms.stores.base import DONE
@@ -82,7 +95,7 @@ TAKE = {"sqlite": _take(DUE), "postgresql": _take(DUE.with_for_update(skip_locke
 
 # The columns of a log entry and of a queued text, each given by its name.
 LOGGED = [c.name for c in messages.c if c.name != "seq"]
-QUEUED_COLUMNS = [c.name for c in relay_queue.c if c.name not in ("seq", "lease_until")]
+QUEUED_COLUMNS = [c.name for c in relay_queue.c if c.name != "seq"]
 
 
 def _claim(insert_of_dialect):
@@ -107,6 +120,11 @@ COUNT = (
         last_activity_at=_value(chats.c.last_activity_at, "at"),
     )
 )
+# The same, for an entry whose text is queued: it returns the chat's texts in the queue, with
+# this one (1: no other waits, and the text may be held as it is queued).
+COUNT_QUEUED = COUNT.values(relay_waiting=chats.c.relay_waiting + 1).returning(
+    chats.c.relay_waiting
+)
 LOG = insert(messages).values({n: _value(messages.c[n]) for n in LOGGED}).returning(messages.c.seq)
 
 
@@ -125,7 +143,8 @@ def _enqueue(with_job: bool):
     """`ChatStore.enqueue` on PostgreSQL as one statement of four (claim, count, log, queue),
     each going on only if the one before it did: one round trip instead of six."""
     claim = _claim(postgresql.insert).cte("claim")
-    touched = COUNT.where(exists(select(claim.c.key))).returning(chats.c.id).cte("touched")
+    counted = COUNT_QUEUED if with_job else COUNT.returning(chats.c.id)
+    touched = counted.where(exists(select(claim.c.key))).cte("touched")
     logged = (
         insert(messages)
         .from_select(LOGGED, select(*(_value(messages.c[n]) for n in LOGGED)).select_from(touched))
@@ -134,16 +153,22 @@ def _enqueue(with_job: bool):
     )
     found = [select(logged.c.seq).scalar_subquery()]
     if with_job:
+        # Held as it is queued when asked (`hold_until`) and no other text of its chat waits.
+        hold_until = _value(relay_queue.c.lease_until, "hold_until")
+        held = and_(touched.c.relay_waiting == 1, hold_until.is_not(None))
+        taken = {"lease_until": case((held, hold_until)), "tries": case((held, 1), else_=0)}
         queued = (
             insert(relay_queue)
             .from_select(
                 ["seq", *QUEUED_COLUMNS],
-                select(logged.c.seq, *(_queued_value(n) for n in QUEUED_COLUMNS)),
+                select(
+                    logged.c.seq, *(taken.get(n, _queued_value(n)) for n in QUEUED_COLUMNS)
+                ).select_from(logged.join(touched, true())),
             )
-            .returning(relay_queue.c.seq)
+            .returning(relay_queue.c.lease_until)
             .cte("queued")
         )
-        found.append(select(func.count()).select_from(queued).scalar_subquery())
+        found.append(select(queued.c.lease_until.is_not(None)).scalar_subquery())
     return select(*found)
 
 
@@ -152,7 +177,7 @@ ENQUEUE = {True: _enqueue(True), False: _enqueue(False)}
 _gone = (
     relay_queue.delete()
     .where(relay_queue.c.seq == _named("seq"))
-    .returning(relay_queue.c.seq)
+    .returning(relay_queue.c.seq, relay_queue.c.chat_id)
     .cte("gone")
 )
 _done = (
@@ -175,9 +200,19 @@ _parts_sent = (
     .returning(sent_parts.c.message_seq)
     .cte("parts_sent")
 )
+# The chat's texts still in the queue, once this one left it.
+_still_waiting = (
+    update(chats)
+    .where(chats.c.id.in_(select(_gone.c.chat_id)))
+    .values(relay_waiting=chats.c.relay_waiting - 1)
+    .returning(chats.c.relay_waiting)
+    .cte("still_waiting")
+)
 # `ChatStore.finish_relay` on PostgreSQL as one statement: the text leaves the queue, and
-# only if it was there is its log entry written, with the ids of the SMS parts Vonage sent.
+# only if it was there is its log entry written, with the ids of the SMS parts Vonage sent,
+# and its chat's count of waiting texts lowered (returned).
 FINISH = select(
     select(func.count()).select_from(_done).scalar_subquery(),
     select(func.count()).select_from(_parts_sent).scalar_subquery(),
+    select(_still_waiting.c.relay_waiting).scalar_subquery(),
 )

@@ -24,6 +24,7 @@ from sqlalchemy import (
     inspect,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -42,7 +43,7 @@ from private_sms.chats import (
     RelayJob,
 )
 from private_sms.errors import StoreUnavailable
-from private_sms.stores.base import DONE, ChatStore
+from private_sms.stores.base import DONE, ChatStore, Queued
 from private_sms.stores.rules import (
     SENT_IN_ALL,
     SENT_PER_PHONE,
@@ -76,6 +77,7 @@ from private_sms.stores.sql.statements import (
     CHATS_AROUND,
     CLAIM,
     COUNT,
+    COUNT_QUEUED,
     DUE,
     ENQUEUE,
     FINISH,
@@ -90,6 +92,8 @@ log = logging.getLogger(__name__)
 
 # A key of PostgreSQL's advisory locks: workers that start together create the schema once.
 SCHEMA_LOCK_KEY = 0x534D5350  # "SMSP"
+# A database made before chats counted their texts in the relay queue gains the column.
+ADD_RELAY_WAITING = "ALTER TABLE chats ADD COLUMN relay_waiting INTEGER NOT NULL DEFAULT 0"
 # The class of the advisory locks that let one transaction at a time add a part to a long text.
 PARTS_LOCK_CLASS = 0x50415254  # "PART"
 
@@ -134,6 +138,8 @@ class SqlChatStore(ChatStore):
 
         `claims` and `parts` of an earlier version (before claims and parts were kept per
         sender and number, with their chat) are made anew: they hold only what is in flight.
+        `chats` of a version before it counted each chat's texts in the relay queue gains the
+        count.
         """
         with self._write() as conn:
             if self.kind == "postgresql":
@@ -145,7 +151,14 @@ class SqlChatStore(ChatStore):
                 }:
                     log.warning("Making the %s table anew, in its current shape", table.name)
                     table.drop(conn)
+            uncounted = found.has_table(chats.name) and "relay_waiting" not in {
+                column["name"] for column in found.get_columns(chats.name)
+            }
             metadata.create_all(conn)
+            if uncounted:
+                log.warning("Adding the relay_waiting column to the chats table")
+                conn.execute(text(ADD_RELAY_WAITING))
+                _count_waiting(conn, chats.c.id.in_(select(relay_queue.c.chat_id)))
             # create_all adds no index to a table that exists: add those added since.
             for table in metadata.sorted_tables:
                 for index in table.indexes:
@@ -377,25 +390,43 @@ class SqlChatStore(ChatStore):
                 )
         return chat_id
 
-    def enqueue(self, key: str, record: MessageRecord, job: RelayJob | None) -> int | None:
+    def enqueue(
+        self,
+        key: str,
+        record: MessageRecord,
+        job: RelayJob | None,
+        *,
+        hold_until: datetime | None = None,
+    ) -> Queued | None:
         if self.kind == "postgresql":
-            return self._enqueue_in_one_statement(key, record, job)
+            return self._enqueue_in_one_statement(key, record, job, hold_until)
         with self._write() as conn:
             if conn.execute(CLAIM, arguments(key=key, **_logged(record))).first() is None:
                 return None
-            seq = self._log(conn, record)
-            if job is not None and seq is not None:
-                conn.execute(QUEUE, arguments(seq=seq, **_queued(job), relay_text=job.text))
-            return seq
+            if job is None:
+                seq = self._log(conn, record)
+                return None if seq is None else Queued(seq)
+            values = arguments(**_logged(record))
+            waiting = conn.execute(COUNT_QUEUED, values).scalar()
+            if waiting is None:
+                return None
+            seq = conn.execute(LOG, values).scalar_one()
+            held = hold_until is not None and waiting == 1
+            queued = _queued(job, hold_until if held else None)
+            conn.execute(QUEUE, arguments(seq=seq, **queued, relay_text=job.text))
+            return Queued(seq, held)
 
     def _enqueue_in_one_statement(
-        self, key: str, record: MessageRecord, job: RelayJob | None
-    ) -> int | None:
+        self, key: str, record: MessageRecord, job: RelayJob | None, hold_until: datetime | None
+    ) -> Queued | None:
         values = {"key": key, **_logged(record)}
         if job is not None:
-            values.update(_queued(job), relay_text=job.text, text=record.text)
+            # The log's `text` is the body kept (None unless bodies are); the queue's is sent.
+            values.update(_queued(job, None), relay_text=job.text, text=record.text)
+            values["hold_until"] = hold_until
         with self._one_statement() as conn:
-            return conn.execute(ENQUEUE[job is not None], arguments(**values)).first()[0]
+            seq, *held = conn.execute(ENQUEUE[job is not None], arguments(**values)).one()
+        return None if seq is None else Queued(seq, bool(held and held[0]))
 
     def next_relay(self, now: datetime, lease: timedelta) -> RelayJob | None:
         if self.kind == "sqlite":
@@ -416,22 +447,30 @@ class SqlChatStore(ChatStore):
         *,
         message_ids: Sequence[str] = (),
         detail: str | None = None,
-    ) -> None:
+    ) -> bool:
         logged = {"outcome": outcome, "vonage_message_ids": ",".join(message_ids), "detail": detail}
         ids = list(dict.fromkeys(message_ids))
         if self.kind == "postgresql":
             with self._one_statement() as conn:
-                conn.execute(FINISH, arguments(seq=seq, message_ids=ids, **logged))
-            return
+                found = conn.execute(FINISH, arguments(seq=seq, message_ids=ids, **logged))
+                return bool(found.one()[2])
         with self._write() as conn:
-            gone = conn.execute(delete(relay_queue).where(relay_queue.c.seq == seq)).rowcount
-            if not gone:
-                return
+            gone = delete(relay_queue).where(relay_queue.c.seq == seq)
+            chat_id = conn.execute(gone.returning(relay_queue.c.chat_id)).scalar()
+            if chat_id is None:
+                return False
             conn.execute(update(messages).where(messages.c.seq == seq).values(**logged))
             if ids:
                 conn.execute(
                     insert(sent_parts), [{"message_seq": seq, "vonage_message_id": i} for i in ids]
                 )
+            waiting = conn.execute(
+                update(chats)
+                .where(chats.c.id == chat_id)
+                .values(relay_waiting=chats.c.relay_waiting - 1)
+                .returning(chats.c.relay_waiting)
+            ).scalar()
+            return bool(waiting)
 
     def retry_relay(self, seq: int, next_try_at: datetime, detail: str) -> None:
         with self._write() as conn:
@@ -632,7 +671,8 @@ class SqlChatStore(ChatStore):
             if messages_before is None:
                 return
             old = select(messages.c.seq).where(messages.c.at < messages_before)
-            conn.execute(delete(relay_queue).where(relay_queue.c.seq.in_(old)))
+            if conn.execute(delete(relay_queue).where(relay_queue.c.seq.in_(old))).rowcount:
+                _count_waiting(conn, chats.c.relay_waiting > 0)
             parts_of_old = select(sent_parts.c.vonage_message_id).where(
                 sent_parts.c.message_seq.in_(old)
             )
@@ -678,6 +718,12 @@ class SqlChatStore(ChatStore):
             self._writer.release()
 
 
+def _count_waiting(conn: Connection, where) -> None:
+    """Count anew the texts in the relay queue of the chats `where` picks."""
+    in_queue = select(func.count()).where(relay_queue.c.chat_id == chats.c.id).scalar_subquery()
+    conn.execute(update(chats).where(where).values(relay_waiting=in_queue))
+
+
 def _logged(record: MessageRecord) -> dict:
     """The columns of a `messages` row for `record` (its seq is the database's)."""
     return {
@@ -692,8 +738,9 @@ def _logged(record: MessageRecord) -> dict:
     }
 
 
-def _queued(job: RelayJob) -> dict:
-    """The columns of a `relay_queue` row for `job`, but its seq (its log entry's)."""
+def _queued(job: RelayJob, held_until: datetime | None) -> dict:
+    """The columns of a `relay_queue` row for `job`, but its seq (its log entry's); taken
+    already, as `next_relay` takes a text, when `held_until` is given."""
     return {
         "chat_id": job.chat_id,
         "number": job.number,
@@ -701,7 +748,8 @@ def _queued(job: RelayJob) -> dict:
         "text": job.text,
         "inbound_message_id": job.inbound_message_id,
         "received_at": job.received_at,
-        "tries": 0,
+        "tries": 0 if held_until is None else 1,
         "next_try_at": job.received_at,
+        "lease_until": held_until,
         "note": job.note,
     }
