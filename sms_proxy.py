@@ -115,9 +115,9 @@ class Relays:
         """Keep a free relay for the text about to be queued; False when none is free."""
         return False
 
-    def hand(self, relay: Callable[[], bool]) -> None:
-        """Give the kept relay `relay`: it sends the text held for it, and returns whether
-        later texts of its chat wait in the queue."""
+    def hand(self, relay: Callable[[], None]) -> None:
+        """Give the kept relay `relay`: it sends the text held for it, and each text it
+        takes as it settles the one before."""
         raise NotImplementedError("no relay was kept")
 
     def release(self) -> None:
@@ -137,7 +137,7 @@ class RelaysInThisThread(Relays):
     def reserve(self) -> bool:
         return True
 
-    def hand(self, relay: Callable[[], bool]) -> None:
+    def hand(self, relay: Callable[[], None]) -> None:
         relay()
         self._proxy.relay_due()
 
@@ -496,9 +496,9 @@ class SmsProxy:
             self.observer.counted(RECEIVED)
             try:
                 if queued.held:
-                    held = dataclasses.replace(job, seq=queued.seq, tries=1)
+                    held = dataclasses.replace(job, seq=queued.seq, tries=1, held_until=hold_until)
                     handed = True
-                    self.relays.hand(functools.partial(self._relay, held, hold_until))
+                    self.relays.hand(functools.partial(self._relay_from, held))
                 else:
                     self.relays.wake()
             except SmsProxyError as error:
@@ -526,22 +526,28 @@ class SmsProxy:
         if job is None:
             return False
         taken()
-        self._relay(job, now + self.claim_lease)
+        self._relay_from(job)
         return True
 
-    def _relay(self, job: RelayJob, held_until: datetime) -> bool:
-        """Send a text this relay holds until `held_until`, and settle it; return whether
-        later texts of its chat wait in the queue (to be taken now)."""
+    def _relay_from(self, job: RelayJob | None) -> None:
+        """Relay `job`, then each text taken as the one before it was settled, while any is
+        due: a relay that finds texts goes on, one round trip a text."""
+        while job is not None:
+            job = self._relay(job)
+
+    def _relay(self, job: RelayJob) -> RelayJob | None:
+        """Send a text this relay holds, and settle it; return the next text due, taken as
+        this one was settled."""
         now = self.clock()
         if now - job.received_at > self.relay_max_age:
             detail = f"not sent within RELAY_MAX_AGE ({self.relay_max_age}); given up"
             log.error("Text %s in chat %s: %s", job.inbound_message_id, job.chat_id, detail)
-            more = self.store.finish_relay(job.seq, GIVEN_UP, detail=detail)
+            following = self._settle(job, GIVEN_UP, detail=detail)
             self.observer.counted(GAVE_UP)
-            return more
+            return following
         try:
             # Never past the hold on the text: another relay would take it too.
-            self._wait_for_turn(held_until - now - CLAIM_MARGIN - self.sender.longest_send)
+            self._wait_for_turn(job.held_until - now - CLAIM_MARGIN - self.sender.longest_send)
             message_ids = self._send(job.number, job.recipient, job.text, RELAY)
         except SendFailed as error:
             return self._relay_failed(job, error)
@@ -552,17 +558,19 @@ class SmsProxy:
             mask(job.recipient),
             ", ".join(message_ids),
         )
-        more = self._settle(job, SENT, message_ids=message_ids, detail=job.note)
+        following = self._settle(job, SENT, message_ids=message_ids, detail=job.note)
         self.observer.counted(RELAYED)
-        return more
+        return following
 
-    def _settle(self, job: RelayJob, outcome: str, **found) -> bool:
-        """Record what became of a text that was tried, and return whether later texts of its
-        chat wait; a store that fails for a moment is tried again, since a text left held is
-        sent again when its lease runs out."""
+    def _settle(self, job: RelayJob, outcome: str, **found) -> RelayJob | None:
+        """Record what became of a text that was tried, and take the next text due (None
+        when none is); a store that fails for a moment is tried again, since a text left
+        held is sent again when its lease runs out."""
         for pause in (*SETTLE_PAUSES, None):
             try:
-                return self.store.finish_relay(job.seq, outcome, **found)
+                return self.store.finish_and_take(
+                    job.seq, outcome, now=self.clock(), lease=self.claim_lease, **found
+                )
             except StoreUnavailable:
                 if pause is not None:
                     self.sleep(pause)
@@ -573,11 +581,11 @@ class SmsProxy:
             job.chat_id,
             outcome,
         )
-        return False
+        return None
 
-    def _relay_failed(self, job: RelayJob, error: SendFailed) -> bool:
+    def _relay_failed(self, job: RelayJob, error: SendFailed) -> RelayJob | None:
         """Settle a text whose send failed for good, or give it back for a later try; return
-        whether later texts of its chat may go now."""
+        the next text due, taken after it."""
         if not error.transient:
             log.error(
                 "Text %s in chat %s cannot be relayed: %s",
@@ -585,9 +593,9 @@ class SmsProxy:
                 job.chat_id,
                 error.message,
             )
-            more = self._settle(job, FAILED, detail=error.message)
+            following = self._settle(job, FAILED, detail=error.message)
             self.observer.counted(FAILED_FOR_GOOD)
-            return more
+            return following
         self.observer.counted(RETRIED)
         now = self.clock()
         if error.throttled:
@@ -603,7 +611,8 @@ class SmsProxy:
             error.message,
         )
         self.store.retry_relay(job.seq, now + timedelta(seconds=wait), error.message)
-        return False
+        # Other chats' texts do not wait for this one.
+        return self.store.next_relay(self.clock(), self.claim_lease)
 
     def _send_now(self, number: str, recipient: str, text: str, kind: str) -> list[str]:
         """Send a text the caller waits for (an intro, an end notice), in its turn."""

@@ -113,6 +113,8 @@ class RelayJob:
     tries: int = 0
     # What its log entry says of it once sent ("joined from 3 parts").
     note: str | None = None
+    # Until when the relay that took it holds it (its lease).
+    held_until: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,21 +30,21 @@ def workers_for(configured: int | None, store_kind: str) -> int:
 
 
 class Relayer:
-    """Runs `relay_next(taken)` in `workers` daemon threads: it relays the next text due and
-    returns True, calling `taken()` once it holds the text and before it sends; or it returns
-    False when none is due.
+    """Runs `relay_next(taken)` in `workers` daemon threads: it relays the next text due, and
+    each one it takes as it settles the one before, while any is due, and returns True,
+    calling `taken()` once it holds the first text and before it sends; or it returns False
+    when none is due. Either way, the worker then waits.
 
     A text queued in this process goes straight to a waiting worker when one is free: the
     webhook keeps it (`reserve`), the store holds the text for it as it queues it, and the
-    worker is handed what sends it (`hand`), with no look at the queue. It looks afterwards
-    only when later texts of that chat wait. This is the SmsProxy's `Relays`.
+    worker is handed what sends it (`hand`), with no look at the queue; it goes on as
+    `relay_next` does. This is the SmsProxy's `Relays`.
 
-    Otherwise a worker goes on while it finds texts; then it waits. Each text queued here
-    and not handed wakes one waiting worker (`wake`), not all of them: waking every worker
-    cost a look at the queue per worker for each text. One waiting worker at a time looks
-    every IDLE_SECONDS; when a look finds a text, it wakes one more worker to look too, and
-    so on while they find texts, so that texts queued elsewhere are sent by as many workers
-    as they need.
+    Each text queued here and not handed wakes one waiting worker (`wake`), not all of them:
+    waking every worker cost a look at the queue per worker for each text. One waiting
+    worker at a time looks every IDLE_SECONDS; when a look finds a text, it wakes one more
+    worker to look too, and so on while they find texts, so that texts queued elsewhere are
+    sent by as many workers as they need.
     """
 
     def __init__(
@@ -63,7 +63,7 @@ class Relayer:
         self._look = 0
         # What sends each text held for a worker as it was queued; workers waiting, and how
         # many of them a webhook keeps for the text it is queuing.
-        self._handed: deque[Callable[[], bool]] = deque()
+        self._handed: deque[Callable[[], None]] = deque()
         self._idle = 0
         self._reserved = 0
         self._polling = False
@@ -88,8 +88,9 @@ class Relayer:
             self._reserved += 1
             return True
 
-    def hand(self, relay: Callable[[], bool]) -> None:
-        """Give the kept worker `relay`, which sends the text held for it."""
+    def hand(self, relay: Callable[[], None]) -> None:
+        """Give the kept worker `relay`, which sends the text held for it (and those it
+        takes after it)."""
         with self._changed:
             self._reserved -= 1
             self._handed.append(relay)
@@ -126,34 +127,30 @@ class Relayer:
             # A text handed here is held for this process: it is sent, even after a stop.
             relay = self._next_handed()
             if relay is not None:
-                # Later texts of its chat wait: look for them (they are due now).
-                looking = False
-                if not self._relay_safely(relay):
-                    looking = self._wait()
+                # It went on while it took texts as it settled them: none is due now.
+                self._relay_safely(relay)
+                looking = self._wait()
                 continue
             if self._stopped:
                 return
             # A text found by looking, not announced, may not be alone: once this worker holds
             # it, another worker looks too.
             taken = self._wake_to_look if looking else _nothing
-            if self._relay_safely(functools.partial(self._relay_next, taken)):
-                looking = False
-                continue
+            self._relay_safely(functools.partial(self._relay_next, taken))
             looking = self._wait()
 
-    def _next_handed(self) -> Callable[[], bool] | None:
+    def _next_handed(self) -> Callable[[], None] | None:
         with self._changed:
             return self._handed.popleft() if self._handed else None
 
-    def _relay_safely(self, relay: Callable[[], bool]) -> bool:
+    def _relay_safely(self, relay: Callable[[], object]) -> None:
         try:
-            return relay()
+            relay()
         except SmsProxyError as error:
             log.warning("A relay worker could not go on (%s); it tries again.", error.message)
         except Exception:
             # A thread that died here would relay no more: say why, and go on.
             log.exception("A relay worker failed; it tries again.")
-        return False
 
     def _wake_to_look(self) -> None:
         with self._changed:

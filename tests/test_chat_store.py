@@ -336,13 +336,14 @@ def test_a_text_queued_to_be_held_is_held_only_when_no_text_of_its_chat_waits(st
         (SENDING, 1),
         (QUEUED, 0),
     ]
-    # Settling it says the chat's next text waits; that one, settled, says none does.
-    assert store.finish_relay(first.seq, SENT, message_ids=["0B01"]) is True
-    assert store.finish_relay(first.seq, SENT, message_ids=["0B01"]) is False
-    taken = store.next_relay(T0, LEASE)
-    assert (taken.seq, taken.tries) == (second.seq, 1)
-    assert store.finish_relay(second.seq, SENT, message_ids=["0B02"]) is False
-    assert store.enqueue("4", queued(chat), job(chat, "third"), hold_until=T0 + LEASE).held
+    # Settled, it lets the chat's next text go; once that is settled, none of the chat waits.
+    taken = store.finish_and_take(first.seq, SENT, message_ids=["0B01"], now=T0, lease=LEASE)
+    assert (taken.seq, taken.tries, taken.held_until) == (second.seq, 1, T0 + LEASE)
+    assert not store.enqueue("4", queued(chat), job(chat, "third"), hold_until=T0 + LEASE).held
+    third = store.finish_and_take(second.seq, SENT, message_ids=["0B02"], now=T0, lease=LEASE)
+    assert third.text == "third"
+    store.finish_relay(third.seq, SENT)
+    assert store.enqueue("5", queued(chat), job(chat, "fourth"), hold_until=T0 + LEASE).held
 
 
 def test_a_held_text_whose_relay_died_is_taken_again_when_its_hold_runs_out(store):
@@ -369,16 +370,31 @@ def test_texts_of_one_chat_queued_at_once_by_eight_threads_hold_one(store):
     assert sorted(q.held for q in results) == [False] * 7 + [True]
     # Whichever was held was queued first: its chat's others wait behind it.
     assert min(results).held
-    for _ in range(8):
-        held = min(q for q in results if q.held)
-        more = store.finish_relay(held.seq, SENT)
-        results.remove(held)
-        if results:
-            assert more
-            taken = store.next_relay(T0, LEASE)
-            assert taken.seq == min(results).seq
-            results[results.index(min(results))] = min(results)._replace(held=True)
+    settled = min(results).seq
+    for later in sorted(results)[1:]:
+        taken = store.finish_and_take(settled, SENT, now=T0, lease=LEASE)
+        assert taken.seq == later.seq
+        settled = taken.seq
+    assert store.finish_and_take(settled, SENT, now=T0, lease=LEASE) is None
     assert store.queue_state()[0] == 0
+
+
+def test_settling_a_text_takes_the_next_due_its_chats_next_first_in_one_step(store):
+    chat = store.create_chat(POOL, ALICE, BOB, T0)
+    other = store.create_chat(POOL, CAROL, DAVE, T0)
+    first = store.enqueue("1", queued(chat), job(chat, "first")).seq
+    store.enqueue("2", queued(chat), job(chat, "second"))
+    assert store.next_relay(T0, LEASE).seq == first
+    later = T0 + timedelta(seconds=1)
+    store.enqueue("3", queued(other, later), job(other, "elsewhere", later))
+    taken = store.finish_and_take(first, SENT, message_ids=["0B01"], now=later, lease=LEASE)
+    assert (taken.text, taken.tries, taken.held_until) == ("second", 1, later + LEASE)
+    (sent, sending) = store.list_messages(chat.id)
+    assert (sent.outcome, sent.vonage_message_ids, sending.outcome) == (SENT, ("0B01",), SENDING)
+    # The settled text is not taken again, and none held is taken: the other chat's goes.
+    assert store.finish_and_take(first, SENT, now=later, lease=LEASE).text == "elsewhere"
+    assert store.finish_and_take(taken.seq, FAILED, detail="barred", now=later, lease=LEASE) is None
+    assert store.list_messages(chat.id)[1].outcome == FAILED
 
 
 def test_a_text_tried_again_holds_back_its_chat_until_its_next_try(store):
@@ -632,7 +648,7 @@ def test_a_database_made_before_chats_counted_their_queued_texts_gains_the_count
     try:
         # Two wait: a new text is not held, and settling the first says one more waits.
         assert not store.enqueue("3", queued(chat), job(chat, "third"), hold_until=T0).held
-        assert store.finish_relay(first, SENT) is True
+        assert store.finish_and_take(first, SENT, now=T0, lease=LEASE).text == "second"
     finally:
         store.close()
 

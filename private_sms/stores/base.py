@@ -141,9 +141,23 @@ class ChatStore(abc.ABC):
         *,
         message_ids: Sequence[str] = (),
         detail: str | None = None,
-    ) -> bool:
-        """Take the text out of the relay queue and settle its log entry with `outcome`;
-        return whether later texts of its chat wait in the queue."""
+    ) -> None:
+        """Take the text out of the relay queue and settle its log entry with `outcome`."""
+
+    def finish_and_take(
+        self,
+        seq: int,
+        outcome: str,
+        *,
+        message_ids: Sequence[str] = (),
+        detail: str | None = None,
+        now: datetime,
+        lease: timedelta,
+    ) -> RelayJob | None:
+        """`finish_relay`, then `next_relay`: a relay settles its text and takes the next
+        one due, which may be the chat's next text (one round trip on PostgreSQL)."""
+        self.finish_relay(seq, outcome, message_ids=message_ids, detail=detail)
+        return self.next_relay(now, lease)
 
     @abc.abstractmethod
     def retry_relay(self, seq: int, next_try_at: datetime, detail: str) -> None:

@@ -224,7 +224,9 @@ class MemoryChatStore(ChatStore):
             if job is None:
                 return Queued(seq)
             held = hold_until is not None and job.chat_id not in self._queue
-            self._jobs[seq] = dataclasses.replace(job, seq=seq, tries=int(held))
+            self._jobs[seq] = dataclasses.replace(
+                job, seq=seq, tries=int(held), held_until=hold_until if held else None
+            )
             self._queue.setdefault(job.chat_id, deque()).append(seq)
             if held:
                 self._held[seq] = hold_until
@@ -238,7 +240,7 @@ class MemoryChatStore(ChatStore):
                 if self._held.get(seq, now) > now or self._due.get(seq, now) > now:
                     continue
                 job = self._jobs[seq] = dataclasses.replace(
-                    self._jobs[seq], tries=self._jobs[seq].tries + 1
+                    self._jobs[seq], tries=self._jobs[seq].tries + 1, held_until=now + lease
                 )
                 self._held[seq] = now + lease
                 self._update_entry(chat_id, seq, outcome=SENDING, tries=job.tries)
@@ -252,11 +254,11 @@ class MemoryChatStore(ChatStore):
         *,
         message_ids: Sequence[str] = (),
         detail: str | None = None,
-    ) -> bool:
+    ) -> None:
         with self._lock:
             job = self._jobs.pop(seq, None)
             if job is None:
-                return False
+                return
             waiting = self._queue[job.chat_id]
             waiting.remove(seq)
             if not waiting:
@@ -274,7 +276,6 @@ class MemoryChatStore(ChatStore):
             )
             for message_id in message_ids:
                 self._sent_parts[message_id] = job.chat_id
-            return bool(waiting)
 
     def retry_relay(self, seq: int, next_try_at: datetime, detail: str) -> None:
         with self._lock:

@@ -41,4 +41,4 @@ def message(row: Mapping[str, Any]) -> MessageRecord:
 
 def relay_job(row: Mapping[str, Any]) -> RelayJob:
     """Return the text waiting to be relayed that a `relay_queue` row holds."""
-    return _value(RelayJob, row)
+    return _value(RelayJob, row, held_until="lease_until")

@@ -61,22 +61,32 @@ CHATS_AROUND = (
 )
 
 _earlier = relay_queue.alias("earlier")
-# The first text due (`now`) that no relay holds, and that no text of its chat is ahead of.
-DUE = (
-    select(relay_queue.c.seq)
-    .where(
-        relay_queue.c.next_try_at <= _value(relay_queue.c.next_try_at, "now"),
-        or_(
-            relay_queue.c.lease_until.is_(None),
-            relay_queue.c.lease_until <= _value(relay_queue.c.lease_until, "now"),
-        ),
-        ~exists().where(
-            _earlier.c.chat_id == relay_queue.c.chat_id, _earlier.c.seq < relay_queue.c.seq
-        ),
+
+
+def _due(*, settling: bool = False):
+    """The first text due (`now`) that no relay holds, and that no text of its chat is ahead
+    of. `settling`: in the statement that settles text `seq`, which it still sees (each part
+    of a statement sees what was committed when it began), and which holds nothing back."""
+    ahead = [_earlier.c.chat_id == relay_queue.c.chat_id, _earlier.c.seq < relay_queue.c.seq]
+    if settling:
+        ahead.append(_earlier.c.seq != _named("seq"))
+    return (
+        select(relay_queue.c.seq)
+        .where(
+            relay_queue.c.next_try_at <= _value(relay_queue.c.next_try_at, "now"),
+            or_(
+                relay_queue.c.lease_until.is_(None),
+                relay_queue.c.lease_until <= _value(relay_queue.c.lease_until, "now"),
+            ),
+            ~exists().where(*ahead),
+            *([relay_queue.c.seq != _named("seq")] if settling else []),
+        )
+        .order_by(relay_queue.c.seq)
+        .limit(1)
     )
-    .order_by(relay_queue.c.seq)
-    .limit(1)
-)
+
+
+DUE = _due()
 
 
 def _take(due):
@@ -208,11 +218,17 @@ _still_waiting = (
     .returning(chats.c.relay_waiting)
     .cte("still_waiting")
 )
-# `ChatStore.finish_relay` on PostgreSQL as one statement: the text leaves the queue, and
-# only if it was there is its log entry written, with the ids of the SMS parts Vonage sent,
-# and its chat's count of waiting texts lowered (returned).
-FINISH = select(
+# What settling a text did: written only if it was in the queue.
+_settled = [
     select(func.count()).select_from(_done).scalar_subquery(),
     select(func.count()).select_from(_parts_sent).scalar_subquery(),
     select(_still_waiting.c.relay_waiting).scalar_subquery(),
-)
+]
+# `ChatStore.finish_relay` on PostgreSQL as one statement: the text leaves the queue, and
+# only if it was there is its log entry written, with the ids of the SMS parts Vonage sent,
+# and its chat's count of waiting texts lowered.
+FINISH = select(*_settled)
+# `ChatStore.finish_and_take` on PostgreSQL: FINISH, and TAKE of the next text due (its
+# row; none when none is due), in one statement.
+_taken = _take(_due(settling=True).with_for_update(skip_locked=True)).cte("taken")
+FINISH_AND_TAKE = select(*_taken.c, *_settled)

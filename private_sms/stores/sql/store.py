@@ -81,6 +81,7 @@ from private_sms.stores.sql.statements import (
     DUE,
     ENQUEUE,
     FINISH,
+    FINISH_AND_TAKE,
     LOG,
     QUEUE,
     TAKE,
@@ -447,30 +448,53 @@ class SqlChatStore(ChatStore):
         *,
         message_ids: Sequence[str] = (),
         detail: str | None = None,
-    ) -> bool:
-        logged = {"outcome": outcome, "vonage_message_ids": ",".join(message_ids), "detail": detail}
+    ) -> None:
+        logged = _settled(outcome, message_ids, detail)
         ids = list(dict.fromkeys(message_ids))
         if self.kind == "postgresql":
             with self._one_statement() as conn:
-                found = conn.execute(FINISH, arguments(seq=seq, message_ids=ids, **logged))
-                return bool(found.one()[2])
+                conn.execute(FINISH, arguments(seq=seq, message_ids=ids, **logged))
+            return
         with self._write() as conn:
             gone = delete(relay_queue).where(relay_queue.c.seq == seq)
             chat_id = conn.execute(gone.returning(relay_queue.c.chat_id)).scalar()
             if chat_id is None:
-                return False
+                return
             conn.execute(update(messages).where(messages.c.seq == seq).values(**logged))
             if ids:
                 conn.execute(
                     insert(sent_parts), [{"message_seq": seq, "vonage_message_id": i} for i in ids]
                 )
-            waiting = conn.execute(
+            conn.execute(
                 update(chats)
                 .where(chats.c.id == chat_id)
                 .values(relay_waiting=chats.c.relay_waiting - 1)
-                .returning(chats.c.relay_waiting)
-            ).scalar()
-            return bool(waiting)
+            )
+
+    def finish_and_take(
+        self,
+        seq: int,
+        outcome: str,
+        *,
+        message_ids: Sequence[str] = (),
+        detail: str | None = None,
+        now: datetime,
+        lease: timedelta,
+    ) -> RelayJob | None:
+        if self.kind != "postgresql":
+            return super().finish_and_take(
+                seq, outcome, message_ids=message_ids, detail=detail, now=now, lease=lease
+            )
+        values = arguments(
+            seq=seq,
+            message_ids=list(dict.fromkeys(message_ids)),
+            now=now,
+            lease_until=now + lease,
+            **_settled(outcome, message_ids, detail),
+        )
+        with self._one_statement() as conn:
+            row = conn.execute(FINISH_AND_TAKE, values).mappings().first()
+        return None if row is None else rows.relay_job(row)
 
     def retry_relay(self, seq: int, next_try_at: datetime, detail: str) -> None:
         with self._write() as conn:
@@ -722,6 +746,11 @@ def _count_waiting(conn: Connection, where) -> None:
     """Count anew the texts in the relay queue of the chats `where` picks."""
     in_queue = select(func.count()).where(relay_queue.c.chat_id == chats.c.id).scalar_subquery()
     conn.execute(update(chats).where(where).values(relay_waiting=in_queue))
+
+
+def _settled(outcome: str, message_ids: Sequence[str], detail: str | None) -> dict:
+    """The columns of a settled text's `messages` row."""
+    return {"outcome": outcome, "vonage_message_ids": ",".join(message_ids), "detail": detail}
 
 
 def _logged(record: MessageRecord) -> dict:
