@@ -36,7 +36,7 @@ from private_sms.errors import (
 )
 from private_sms.phone_numbers import PhoneNumberError, mask, normalise
 from private_sms.senders.base import SmsSender
-from private_sms.stores.base import ChatStore
+from private_sms.stores.base import ChatStore, Queued, Route
 from private_sms.wire.values import DeliveryReceipt, InboundSms
 
 log = logging.getLogger(__name__)
@@ -301,6 +301,8 @@ class SmsProxy:
         """
         sender, number = sms.msisdn.removeprefix("+"), sms.to.removeprefix("+")
         received_at = sms.received_at or self.clock()
+        if self._queue_on_route(sender, number, sms, received_at):
+            return
         chats = self._chats_at(number, sender, received_at)
         if not chats:
             log.info(
@@ -459,40 +461,96 @@ class SmsProxy:
             detail=detail,
             text=sms.text if self.store_message_bodies and sms.type != "binary" else None,
         )
-        job = None
-        if sms.type == "binary":
-            record = dataclasses.replace(
-                record, outcome=SKIPPED, detail="binary messages are not relayed"
-            )
-        elif not sms.text:
-            record = dataclasses.replace(record, outcome=SKIPPED, detail="the text was empty")
-        else:
-            job = RelayJob(
-                seq=0,
-                chat_id=chat.id,
-                number=chat.number,
-                recipient=chat.partner_of(sender),
-                text=sms.text,
-                inbound_message_id=sms.message_id,
-                received_at=record.at,
-                note=detail,
-            )
-        # A free relay of this process is kept for the text, which the store holds for it.
-        reserved = job is not None and self.relays.reserve()
-        hold_until = record.at + self.claim_lease if reserved else None
+        binary = sms.type == "binary"
+        if binary or not sms.text:
+            why = "binary messages are not relayed" if binary else "the text was empty"
+            record = dataclasses.replace(record, outcome=SKIPPED, detail=why)
+            if self.store.enqueue(key, record, None) is None:
+                self._copy(sms)
+                return
+            say = log.warning if binary else log.info
+            say("Text %s in chat %s not relayed: %s", sms.message_id, chat.id, why)
+            self.observer.counted(NOT_RELAYED)
+            return
+        job = RelayJob(
+            seq=0,
+            chat_id=chat.id,
+            number=chat.number,
+            recipient=chat.partner_of(sender),
+            text=sms.text,
+            inbound_message_id=sms.message_id,
+            received_at=record.at,
+            note=detail,
+        )
+        self._enqueue(
+            sms,
+            lambda hold_until: (job, self.store.enqueue(key, record, job, hold_until=hold_until)),
+        )
+
+    def _queue_on_route(
+        self, sender: str, number: str, sms: InboundSms, received_at: datetime
+    ) -> bool:
+        """Queue a whole text in the chat its sender has had on the number since before it
+        came (most texts), found in the same step (`ChatStore.enqueue_routed`); False, and
+        nothing done, when there is no such chat: `relay` finds the text's chat itself."""
+        if sms.is_part or sms.type == "binary" or not sms.text:
+            return False
+        now = self.clock()
+        key = claim_key(number, sender, sms.message_id)
+        route = Route(
+            number,
+            sender,
+            since=received_at - CLOCK_SLACK,
+            idle_before=None if self.chat_ttl is None else now - self.chat_ttl,
+        )
+        # The chat's fields are the store's to fill in.
+        record = MessageRecord(
+            chat_id="",
+            direction="",
+            at=now,
+            outcome=QUEUED,
+            inbound_message_id=sms.message_id,
+            text=sms.text if self.store_message_bodies else None,
+        )
+        job = RelayJob(
+            seq=0,
+            chat_id="",
+            number=number,
+            recipient="",
+            text=sms.text,
+            inbound_message_id=sms.message_id,
+            received_at=now,
+        )
+        return self._enqueue(
+            sms,
+            lambda hold_until: self.store.enqueue_routed(
+                route, key, record, job, hold_until=hold_until
+            ),
+        )
+
+    def _enqueue(
+        self,
+        sms: InboundSms,
+        enqueue: Callable[[datetime | None], tuple[RelayJob, Queued | None] | None],
+    ) -> bool:
+        """Queue a text to relay with `enqueue(hold_until)`, which returns its job as queued
+        and what the store did (None: a copy), or None when it found no chat (then False).
+
+        A free relay of this process is kept for the text, and the store holds the text for
+        it as it queues it (`hold_until`); the relay is handed the text.
+        """
+        reserved = self.relays.reserve()
+        hold_until = self.clock() + self.claim_lease if reserved else None
         handed = False
         try:
-            queued = self.store.enqueue(key, record, job, hold_until=hold_until)
+            done = enqueue(hold_until)
+            if done is None:
+                return False
+            job, queued = done
             if queued is None:
-                log.info("Text %s was dealt with already: this copy is not", sms.message_id)
-                self.observer.counted(COPY)
-                return
-            if job is None:
-                say = log.warning if sms.type == "binary" else log.info
-                say("Text %s in chat %s not relayed: %s", sms.message_id, chat.id, record.detail)
-                self.observer.counted(NOT_RELAYED)
-                return
-            log.info("Text %s in chat %s queued", sms.message_id, chat.id)
+                self._copy(sms)
+                return True
+            log.info("Text %s in chat %s queued", sms.message_id, job.chat_id)
             self.observer.counted(RECEIVED)
             try:
                 if queued.held:
@@ -504,9 +562,14 @@ class SmsProxy:
             except SmsProxyError as error:
                 # The text is queued: the webhook is dealt with, whatever its relay met.
                 log.warning("Text %s is queued; relaying it met: %s", sms.message_id, error.message)
+            return True
         finally:
             if reserved and not handed:
                 self.relays.release()
+
+    def _copy(self, sms: InboundSms) -> None:
+        log.info("Text %s was dealt with already: this copy is not", sms.message_id)
+        self.observer.counted(COPY)
 
     def relay_due(self) -> None:
         """Send every text in the relay queue that is due now, in this thread."""

@@ -304,7 +304,7 @@ def test_a_text_sent_whose_outcome_cannot_be_recorded_is_answered_204_and_said(
     def unavailable(seq, outcome, **found):
         raise StoreUnavailable("The chat store (the database) cannot be reached right now.")
 
-    monkeypatch.setattr(proxy.store, "finish_relay", unavailable)
+    monkeypatch.setattr(proxy.store, "finish_and_take", unavailable)
     monkeypatch.setattr(proxy, "sleep", lambda seconds: None)
     sms_api.mock.calls.reset()
     with caplog.at_level(logging.ERROR):

@@ -26,6 +26,7 @@ from private_sms.chats import (
     in_order,
 )
 from private_sms.errors import Conflict, StoreUnavailable
+from private_sms.stores.base import Route
 from private_sms.stores.memory import MemoryChatStore, RecentTexts
 from private_sms.stores.sql import SqlChatStore, database_url
 from private_sms.web.shapes import message_json
@@ -377,6 +378,60 @@ def test_texts_of_one_chat_queued_at_once_by_eight_threads_hold_one(store):
         settled = taken.seq
     assert store.finish_and_take(settled, SENT, now=T0, lease=LEASE) is None
     assert store.queue_state()[0] == 0
+
+
+def unrouted(number: str, text: str, at: datetime = T0) -> tuple[MessageRecord, RelayJob]:
+    """A text to `number`: its log entry and job with no chat yet (the route fills it in)."""
+    record = MessageRecord("", "", at, QUEUED, f"in-{text}", text=text)
+    return record, RelayJob(0, "", number, "", text, f"in-{text}", at)
+
+
+def test_a_text_queued_by_its_route_goes_in_its_senders_chat_each_way(store):
+    chat = store.create_chat(POOL, ALICE, BOB, T0)
+    later = T0 + timedelta(seconds=5)
+    route = Route(chat.number, BOB, since=later, idle_before=T0)
+    hi = unrouted(chat.number, "hi Alice", later)
+    job, queued = store.enqueue_routed(route, "k1", *hi, hold_until=T0)
+    assert (job.chat_id, job.number, job.recipient, queued.held) == (
+        chat.id,
+        chat.number,
+        ALICE,
+        True,
+    )
+    route = Route(chat.number, ALICE, since=later, idle_before=None)
+    job, queued = store.enqueue_routed(route, "k2", *unrouted(chat.number, "hi Bob", later))
+    assert (job.recipient, queued.held) == (BOB, False)
+    # A copy is found out; the chat's texts are logged and queued as `enqueue` does.
+    assert store.enqueue_routed(route, "k2", *unrouted(chat.number, "hi Bob", later))[1] is None
+    log = store.list_messages(chat.id)
+    assert [(m.direction, m.outcome, m.text) for m in log] == [
+        (B_TO_A, SENDING, "hi Alice"),
+        (A_TO_B, QUEUED, "hi Bob"),
+    ]
+    assert store.get_chat(chat.id).message_count == 2
+    taken = store.finish_and_take(log[0].seq, SENT, now=later, lease=LEASE)
+    assert (taken.recipient, taken.text, taken.chat_id) == (BOB, "hi Bob", chat.id)
+
+
+def test_a_route_finds_no_chat_and_does_nothing_unless_one_chat_alone_can_hold_the_text(store):
+    chat = store.create_chat(POOL, ALICE, BOB, T0)
+    later = T0 + timedelta(seconds=5)
+    elsewhere = next(number for number in POOL if number != chat.number)
+    for route in [
+        Route(chat.number, CAROL, since=later, idle_before=None),  # a stranger
+        Route(elsewhere, ALICE, since=later, idle_before=None),  # another number
+        Route(chat.number, ALICE, since=T0 - timedelta(seconds=1), idle_before=None),  # too new
+        Route(chat.number, ALICE, since=later, idle_before=later),  # idle past the TTL
+    ]:
+        assert store.enqueue_routed(route, "k1", *unrouted(route.number, "hi", later)) is None
+    store.end_chat(chat.id, ENDED_BY_API, later)
+    route = Route(chat.number, ALICE, since=later, idle_before=None)
+    assert store.enqueue_routed(route, "k1", *unrouted(chat.number, "hi")) is None
+    # Nothing was claimed, logged or queued.
+    record, job = unrouted(chat.number, "hi")
+    record = dataclasses.replace(record, chat_id=chat.id, direction=A_TO_B)
+    assert store.enqueue("k1", record, dataclasses.replace(job, chat_id=chat.id)) is not None
+    assert len(store.list_messages(chat.id)) == 1
 
 
 def test_settling_a_text_takes_the_next_due_its_chats_next_first_in_one_step(store):

@@ -5,6 +5,7 @@ A backend lives in a module of its own (memory, sql) and is imported only when c
 """
 
 import abc
+import dataclasses
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import NamedTuple
@@ -29,6 +30,18 @@ class Queued(NamedTuple):
 
     seq: int
     held: bool = False
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Route:
+    """Where most texts go: the active chat `sender` has on `number` that began at or before
+    `since` (so it is the only chat the text can belong to), and has been active at or after
+    `idle_before` (None: chats do not expire)."""
+
+    number: str
+    sender: str
+    since: datetime
+    idle_before: datetime | None
 
 
 class ChatStore(abc.ABC):
@@ -123,6 +136,37 @@ class ChatStore(abc.ABC):
         as `next_relay` takes one, held until then, in the same step (`held`); a relay of
         this process sends it without looking for it. Otherwise it waits its turn.
         """
+
+    def enqueue_routed(
+        self,
+        route: Route,
+        key: str,
+        record: MessageRecord,
+        job: RelayJob,
+        *,
+        hold_until: datetime | None = None,
+    ) -> tuple[RelayJob, Queued | None] | None:
+        """`enqueue` a text in the chat `route` finds, which fills in the record's and the
+        job's chat (its id, the direction, the recipient): one round trip on PostgreSQL.
+
+        None, and nothing done, when the route finds no such chat (the caller finds the
+        text's chat itself); else the job as queued, and what `enqueue` returned.
+        """
+        chat = self.find_active(route.number, route.sender)
+        if (
+            chat is None
+            or not chat.active
+            or chat.created_at > route.since
+            or (route.idle_before is not None and chat.last_activity_at < route.idle_before)
+        ):
+            return None
+        record = dataclasses.replace(
+            record, chat_id=chat.id, direction=chat.direction_from(route.sender)
+        )
+        job = dataclasses.replace(
+            job, chat_id=chat.id, number=chat.number, recipient=chat.partner_of(route.sender)
+        )
+        return job, self.enqueue(key, record, job, hold_until=hold_until)
 
     @abc.abstractmethod
     def next_relay(self, now: datetime, lease: timedelta) -> RelayJob | None:

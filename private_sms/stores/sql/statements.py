@@ -14,6 +14,7 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    literal,
     or_,
     select,
     true,
@@ -21,8 +22,17 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
+from private_sms.chats import A_TO_B, B_TO_A
 from private_sms.stores.base import DONE
-from private_sms.stores.sql.schema import chats, claims, messages, relay_queue, routes, sent_parts
+from private_sms.stores.sql.schema import (
+    IS_ACTIVE,
+    chats,
+    claims,
+    messages,
+    relay_queue,
+    routes,
+    sent_parts,
+)
 
 
 def _value(column, name=None):
@@ -183,6 +193,88 @@ def _enqueue(with_job: bool):
 
 
 ENQUEUE = {True: _enqueue(True), False: _enqueue(False)}
+
+
+def _enqueue_routed():
+    """`ChatStore.enqueue_routed` on PostgreSQL: ENQUEUE of a text in the chat its `route`
+    finds (one lookup of the routes' primary key), which fills in the chat's columns: one
+    round trip where finding the chat first took two."""
+    idle_before = _value(chats.c.last_activity_at, "idle_before")
+    route = (
+        select(chats.c.id)
+        .select_from(routes.join(chats, routes.c.chat_id == chats.c.id))
+        .where(
+            routes.c.number == _named("number"),
+            routes.c.participant == _named("sender"),
+            IS_ACTIVE,
+            chats.c.created_at <= _value(chats.c.created_at, "since"),
+            or_(idle_before.is_(None), chats.c.last_activity_at >= idle_before),
+        )
+        .cte("route")
+    )
+    claim_of = postgresql.insert(claims)
+    done = {"state": DONE, "at": _value(claims.c.at), "chat_id": claim_of.excluded.chat_id}
+    claim = (
+        claim_of.from_select(
+            ["key", "state", "at", "chat_id"],
+            select(_value(claims.c.key), literal(DONE), _value(claims.c.at), route.c.id),
+        )
+        .on_conflict_do_update(index_elements=["key"], set_=done, where=claims.c.state != DONE)
+        .returning(claims.c.chat_id)
+        .cte("claim")
+    )
+    touched = (
+        update(chats)
+        .where(chats.c.id.in_(select(claim.c.chat_id)))
+        .values(
+            message_count=chats.c.message_count + 1,
+            last_activity_at=_value(chats.c.last_activity_at, "at"),
+            relay_waiting=chats.c.relay_waiting + 1,
+        )
+        .returning(chats.c.id, chats.c.user_a, chats.c.user_b, chats.c.relay_waiting)
+        .cte("touched")
+    )
+    from_a = touched.c.user_a == _named("sender")
+    chat_columns = {
+        "chat_id": touched.c.id,
+        "direction": case((from_a, A_TO_B), else_=B_TO_A),
+        "recipient": case((from_a, touched.c.user_b), else_=touched.c.user_a),
+    }
+    logged = (
+        insert(messages)
+        .from_select(
+            LOGGED,
+            select(*(chat_columns.get(n, _value(messages.c[n])) for n in LOGGED)).select_from(
+                touched
+            ),
+        )
+        .returning(messages.c.seq)
+        .cte("logged")
+    )
+    hold_until = _value(relay_queue.c.lease_until, "hold_until")
+    held = and_(touched.c.relay_waiting == 1, hold_until.is_not(None))
+    taken = {"lease_until": case((held, hold_until)), "tries": case((held, 1), else_=0)}
+    queued_columns = {**chat_columns, **taken}
+    queued = (
+        insert(relay_queue)
+        .from_select(
+            ["seq", *QUEUED_COLUMNS],
+            select(
+                logged.c.seq, *(queued_columns.get(n, _queued_value(n)) for n in QUEUED_COLUMNS)
+            ).select_from(logged.join(touched, true())),
+        )
+        .returning(relay_queue.c.lease_until, relay_queue.c.recipient)
+        .cte("queued")
+    )
+    return select(
+        select(route.c.id).scalar_subquery().label("chat_id"),
+        select(logged.c.seq).scalar_subquery().label("seq"),
+        select(queued.c.lease_until.is_not(None)).scalar_subquery().label("held"),
+        select(queued.c.recipient).scalar_subquery().label("recipient"),
+    )
+
+
+ENQUEUE_ROUTED = _enqueue_routed()
 
 _gone = (
     relay_queue.delete()

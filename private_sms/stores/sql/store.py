@@ -8,6 +8,7 @@ A process that loses a race for a number gets an IntegrityError from the databas
 tries again on the numbers still free.
 """
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Iterator, Sequence
@@ -43,7 +44,7 @@ from private_sms.chats import (
     RelayJob,
 )
 from private_sms.errors import StoreUnavailable
-from private_sms.stores.base import DONE, ChatStore, Queued
+from private_sms.stores.base import DONE, ChatStore, Queued, Route
 from private_sms.stores.rules import (
     SENT_IN_ALL,
     SENT_PER_PHONE,
@@ -80,6 +81,7 @@ from private_sms.stores.sql.statements import (
     COUNT_QUEUED,
     DUE,
     ENQUEUE,
+    ENQUEUE_ROUTED,
     FINISH,
     FINISH_AND_TAKE,
     LOG,
@@ -428,6 +430,35 @@ class SqlChatStore(ChatStore):
         with self._one_statement() as conn:
             seq, *held = conn.execute(ENQUEUE[job is not None], arguments(**values)).one()
         return None if seq is None else Queued(seq, bool(held and held[0]))
+
+    def enqueue_routed(
+        self,
+        route: Route,
+        key: str,
+        record: MessageRecord,
+        job: RelayJob,
+        *,
+        hold_until: datetime | None = None,
+    ) -> tuple[RelayJob, Queued | None] | None:
+        if self.kind != "postgresql":
+            return super().enqueue_routed(route, key, record, job, hold_until=hold_until)
+        values = {
+            "key": key,
+            "sender": route.sender,
+            "since": route.since,
+            "idle_before": route.idle_before,
+            **_logged(record),
+            **_queued(job, None),
+            "relay_text": job.text,
+            "text": record.text,
+            "hold_until": hold_until,
+        }
+        with self._one_statement() as conn:
+            found = conn.execute(ENQUEUE_ROUTED, arguments(**values)).one()
+        if found.chat_id is None:
+            return None
+        job = dataclasses.replace(job, chat_id=found.chat_id, recipient=found.recipient or "")
+        return job, None if found.seq is None else Queued(found.seq, bool(found.held))
 
     def next_relay(self, now: datetime, lease: timedelta) -> RelayJob | None:
         if self.kind == "sqlite":
