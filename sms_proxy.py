@@ -126,6 +126,11 @@ class Relays:
     def wake(self) -> None:
         """Tell a relay a text was queued that no relay holds."""
 
+    def running(self) -> bool:
+        """Whether relays go on taking texts (False once they stop: SIGTERM lets the sends
+        under way finish, and a relay takes no text after the one it settles)."""
+        return True
+
 
 class RelaysInThisThread(Relays):
     """The thread that queues a text sends it, and what else is due, before it goes on (tests,
@@ -298,6 +303,9 @@ class SmsProxy:
         that queues it. A part of a long text waits in the store for the others. Returns once
         the text is queued (or waiting for its other parts, or not to be sent, which is
         logged); the relay workers send it (`relay_next`).
+
+        Most texts come in a chat that began before them and is not idle: found in the same
+        step that queues the text. Any other text's chats are looked up first.
         """
         sender, number = sms.msisdn.removeprefix("+"), sms.to.removeprefix("+")
         received_at = sms.received_at or self.clock()
@@ -631,9 +639,12 @@ class SmsProxy:
         held is sent again when its lease runs out."""
         for pause in (*SETTLE_PAUSES, None):
             try:
-                return self.store.finish_and_take(
-                    job.seq, outcome, now=self.clock(), lease=self.claim_lease, **found
-                )
+                if self.relays.running():
+                    return self.store.finish_and_take(
+                        job.seq, outcome, now=self.clock(), lease=self.claim_lease, **found
+                    )
+                self.store.finish_relay(job.seq, outcome, **found)
+                return None
             except StoreUnavailable:
                 if pause is not None:
                     self.sleep(pause)
@@ -675,6 +686,8 @@ class SmsProxy:
         )
         self.store.retry_relay(job.seq, now + timedelta(seconds=wait), error.message)
         # Other chats' texts do not wait for this one.
+        if not self.relays.running():
+            return None
         return self.store.next_relay(self.clock(), self.claim_lease)
 
     def _send_now(self, number: str, recipient: str, text: str, kind: str) -> list[str]:

@@ -101,6 +101,10 @@ class Relayer:
         with self._changed:
             self._reserved -= 1
 
+    def running(self) -> bool:
+        """False once the workers stop: a worker takes no text after the one it settles."""
+        return not self._stopped
+
     def wake(self) -> None:
         """Tell one waiting worker a text was queued."""
         with self._changed:

@@ -45,7 +45,8 @@ class Route:
 
 
 class ChatStore(abc.ABC):
-    """Keeps chats, their routes and their message logs; every method is one atomic step.
+    """Keeps chats, their routes and their message logs; every abstract method is one atomic
+    step. The others are two steps here, which a store may make one (PostgreSQL does).
 
     A store keeps no clock: the proxy hands it every time it records.
     """

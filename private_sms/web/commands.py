@@ -269,6 +269,7 @@ def relay(workers: int | None) -> None:
     settings = current_app.extensions["settings"]
     count = workers or workers_for(settings.relay_workers, proxy.store.kind)
     relayer = Relayer(proxy.relay_next, count, idle_seconds=RELAY_PROCESS_IDLE_SECONDS)
+    proxy.relays = relayer
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
