@@ -159,6 +159,26 @@ QUEUE = insert(relay_queue).values(
 )
 
 
+def _queue_from(logged, touched, columns: dict):
+    """Queue the text logged as `logged`, in the chat `touched` counted it in; `columns` are
+    given otherwise than by name. Held as it is queued when asked (`hold_until`) and no other
+    text of its chat waits."""
+    hold_until = _value(relay_queue.c.lease_until, "hold_until")
+    held = and_(touched.c.relay_waiting == 1, hold_until.is_not(None))
+    taken = {"lease_until": case((held, hold_until)), "tries": case((held, 1), else_=0)}
+    values = {**columns, **taken}
+    return (
+        insert(relay_queue)
+        .from_select(
+            ["seq", *QUEUED_COLUMNS],
+            select(
+                logged.c.seq, *(values.get(n, _queued_value(n)) for n in QUEUED_COLUMNS)
+            ).select_from(logged.join(touched, true())),
+        )
+        .returning(relay_queue.c.lease_until, relay_queue.c.recipient)
+    )
+
+
 def _enqueue(with_job: bool):
     """`ChatStore.enqueue` on PostgreSQL as one statement of four (claim, count, log, queue),
     each going on only if the one before it did: one round trip instead of six."""
@@ -173,21 +193,7 @@ def _enqueue(with_job: bool):
     )
     found = [select(logged.c.seq).scalar_subquery()]
     if with_job:
-        # Held as it is queued when asked (`hold_until`) and no other text of its chat waits.
-        hold_until = _value(relay_queue.c.lease_until, "hold_until")
-        held = and_(touched.c.relay_waiting == 1, hold_until.is_not(None))
-        taken = {"lease_until": case((held, hold_until)), "tries": case((held, 1), else_=0)}
-        queued = (
-            insert(relay_queue)
-            .from_select(
-                ["seq", *QUEUED_COLUMNS],
-                select(
-                    logged.c.seq, *(taken.get(n, _queued_value(n)) for n in QUEUED_COLUMNS)
-                ).select_from(logged.join(touched, true())),
-            )
-            .returning(relay_queue.c.lease_until)
-            .cte("queued")
-        )
+        queued = _queue_from(logged, touched, {}).cte("queued")
         found.append(select(queued.c.lease_until.is_not(None)).scalar_subquery())
     return select(*found)
 
@@ -251,21 +257,7 @@ def _enqueue_routed():
         .returning(messages.c.seq)
         .cte("logged")
     )
-    hold_until = _value(relay_queue.c.lease_until, "hold_until")
-    held = and_(touched.c.relay_waiting == 1, hold_until.is_not(None))
-    taken = {"lease_until": case((held, hold_until)), "tries": case((held, 1), else_=0)}
-    queued_columns = {**chat_columns, **taken}
-    queued = (
-        insert(relay_queue)
-        .from_select(
-            ["seq", *QUEUED_COLUMNS],
-            select(
-                logged.c.seq, *(queued_columns.get(n, _queued_value(n)) for n in QUEUED_COLUMNS)
-            ).select_from(logged.join(touched, true())),
-        )
-        .returning(relay_queue.c.lease_until, relay_queue.c.recipient)
-        .cte("queued")
-    )
+    queued = _queue_from(logged, touched, chat_columns).cte("queued")
     return select(
         select(route.c.id).scalar_subquery().label("chat_id"),
         select(logged.c.seq).scalar_subquery().label("seq"),
