@@ -134,7 +134,7 @@ class Relays:
 
 class RelaysInThisThread(Relays):
     """The thread that queues a text sends it, and what else is due, before it goes on (tests,
-    a single call)."""
+    a single call): a handed relay goes on while texts are due."""
 
     def __init__(self, proxy: "SmsProxy") -> None:
         self._proxy = proxy
@@ -144,7 +144,6 @@ class RelaysInThisThread(Relays):
 
     def hand(self, relay: Callable[[], None]) -> None:
         relay()
-        self._proxy.relay_due()
 
     def wake(self) -> None:
         self._proxy.relay_due()

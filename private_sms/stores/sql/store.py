@@ -480,12 +480,12 @@ class SqlChatStore(ChatStore):
         message_ids: Sequence[str] = (),
         detail: str | None = None,
     ) -> None:
-        logged = _settled(outcome, message_ids, detail)
-        ids = list(dict.fromkeys(message_ids))
         if self.kind == "postgresql":
             with self._one_statement() as conn:
-                conn.execute(FINISH, arguments(seq=seq, message_ids=ids, **logged))
+                conn.execute(FINISH, _settling(seq, outcome, message_ids, detail))
             return
+        logged = _settled(outcome, message_ids, detail)
+        ids = list(dict.fromkeys(message_ids))
         with self._write() as conn:
             gone = delete(relay_queue).where(relay_queue.c.seq == seq)
             chat_id = conn.execute(gone.returning(relay_queue.c.chat_id)).scalar()
@@ -516,13 +516,8 @@ class SqlChatStore(ChatStore):
             return super().finish_and_take(
                 seq, outcome, message_ids=message_ids, detail=detail, now=now, lease=lease
             )
-        values = arguments(
-            seq=seq,
-            message_ids=list(dict.fromkeys(message_ids)),
-            now=now,
-            lease_until=now + lease,
-            **_settled(outcome, message_ids, detail),
-        )
+        values = _settling(seq, outcome, message_ids, detail)
+        values.update(arguments(now=now, lease_until=now + lease))
         with self._one_statement() as conn:
             row = conn.execute(FINISH_AND_TAKE, values).mappings().first()
         return None if row is None else rows.relay_job(row)
@@ -782,6 +777,13 @@ def _count_waiting(conn: Connection, where) -> None:
 def _settled(outcome: str, message_ids: Sequence[str], detail: str | None) -> dict:
     """The columns of a settled text's `messages` row."""
     return {"outcome": outcome, "vonage_message_ids": ",".join(message_ids), "detail": detail}
+
+
+def _settling(seq: int, outcome: str, message_ids: Sequence[str], detail: str | None) -> dict:
+    """The values of PostgreSQL's statement that settles text `seq` (FINISH and its kin):
+    each SMS part's id once."""
+    ids = list(dict.fromkeys(message_ids))
+    return arguments(seq=seq, message_ids=ids, **_settled(outcome, message_ids, detail))
 
 
 def _logged(record: MessageRecord) -> dict:
