@@ -589,16 +589,60 @@ def test_after_the_server_drops_its_connections_one_query_fails_and_the_next_wor
 ):
     chat = store.create_chat(POOL, ALICE, BOB, T0)
     assert store.find_active(chat.number, ALICE) == chat
+    drop_connections(store_url)
+    with pytest.raises(StoreUnavailable):
+        store.find_active(chat.number, ALICE)
+    assert store.find_active(chat.number, ALICE) == chat
+    assert store.get_chat(chat.id) == chat
+
+
+def drop_connections(store_url: str) -> None:
+    """Do what a restart of the server does to the store's connections: end them."""
     with create_engine(database_url(store_url), poolclass=NullPool).connect() as conn:
         conn.exec_driver_sql(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid() "
             "AND usename = current_user"
         )
+
+
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
+def test_the_statements_of_every_text_fail_once_when_the_server_drops_its_connections(
+    store, store_url
+):
+    # psycopg runs them itself (direct.py): its failures are still the store's, and the
+    # first one replaces every pooled connection, not only its own.
+    chat = store.create_chat(POOL, ALICE, BOB, T0)
+    route = Route(chat.number, ALICE, since=T0, idle_before=None)
+    with store._engine.connect(), store._engine.connect(), store._engine.connect():
+        pass  # three connections in the pool, as a busy process has
+    drop_connections(store_url)
     with pytest.raises(StoreUnavailable):
-        store.find_active(chat.number, ALICE)
-    assert store.find_active(chat.number, ALICE) == chat
-    assert store.get_chat(chat.id) == chat
+        store.enqueue_routed(route, "k1", *unrouted(chat.number, "first"))
+    job, queued = store.enqueue_routed(route, "k1", *unrouted(chat.number, "first"))
+    assert (job.recipient, queued.held) == (BOB, False)
+    second = store.enqueue_routed(route, "k2", *unrouted(chat.number, "second"))[1]
+    drop_connections(store_url)
+    with pytest.raises(StoreUnavailable):
+        store.finish_and_take(queued.seq, SENT, now=T0, lease=LEASE)
+    taken = store.finish_and_take(queued.seq, SENT, now=T0, lease=LEASE)
+    assert (taken.seq, taken.text, taken.held_until) == (second.seq, "second", T0 + LEASE)
+
+
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
+def test_a_statement_of_every_text_that_waits_too_long_for_a_lock_is_a_503(store_url):
+    store = SqlChatStore(store_url, timeout=1)
+    store.create_schema()
+    chat = store.create_chat(POOL, ALICE, BOB, T0)
+    route = Route(chat.number, ALICE, since=T0, idle_before=None)
+    with create_engine(database_url(store_url), poolclass=NullPool).begin() as other:
+        other.exec_driver_sql("SELECT 1 FROM chats FOR UPDATE")
+        with pytest.raises(StoreUnavailable):
+            store.enqueue_routed(route, "k1", *unrouted(chat.number, "hi"))
+    # Nothing of it was kept: the text is queued when Vonage sends it again.
+    assert store.enqueue_routed(route, "k1", *unrouted(chat.number, "hi"))[1].seq
+    assert [m.text for m in store.list_messages(chat.id)] == ["hi"]
+    store.close()
 
 
 def test_purge_forgets_log_entries_older_than_the_retention_with_their_receipts(store):

@@ -53,6 +53,7 @@ from private_sms.stores.rules import (
     pick_free_number,
 )
 from private_sms.stores.sql import rows
+from private_sms.stores.sql.direct import DirectStatement
 from private_sms.stores.sql.engine import (
     DEFAULT_TIMEOUT_SECONDS,
     UNAVAILABLE,
@@ -122,6 +123,12 @@ class SqlChatStore(ChatStore):
             url, pool_size=pool_size, timeout=timeout, autocommit=self.kind == "postgresql"
         )
         self._insert = sqlite.insert if self.kind == "sqlite" else postgresql.insert
+        # PostgreSQL's statements on the path of every text, run by psycopg itself (direct.py).
+        self._direct = (
+            {}
+            if self.kind == "sqlite"
+            else {s: DirectStatement(s, engine.dialect) for s in (ENQUEUE_ROUTED, FINISH_AND_TAKE)}
+        )
         self._engine = engine
         # On SQLite a write transaction takes the write lock when it begins (BEGIN IMMEDIATE):
         # one that began as a reader could not become a writer once another process wrote.
@@ -454,11 +461,11 @@ class SqlChatStore(ChatStore):
             "hold_until": hold_until,
         }
         with self._one_statement() as conn:
-            found = conn.execute(ENQUEUE_ROUTED, arguments(**values)).one()
-        if found.chat_id is None:
+            found = self._direct[ENQUEUE_ROUTED].first(conn, arguments(**values))
+        if found["chat_id"] is None:
             return None
-        job = dataclasses.replace(job, chat_id=found.chat_id, recipient=found.recipient or "")
-        return job, None if found.seq is None else Queued(found.seq, bool(found.held))
+        job = dataclasses.replace(job, chat_id=found["chat_id"], recipient=found["recipient"] or "")
+        return job, None if found["seq"] is None else Queued(found["seq"], bool(found["held"]))
 
     def next_relay(self, now: datetime, lease: timedelta) -> RelayJob | None:
         if self.kind == "sqlite":
@@ -519,7 +526,7 @@ class SqlChatStore(ChatStore):
         values = _settling(seq, outcome, message_ids, detail)
         values.update(arguments(now=now, lease_until=now + lease))
         with self._one_statement() as conn:
-            row = conn.execute(FINISH_AND_TAKE, values).mappings().first()
+            row = self._direct[FINISH_AND_TAKE].first(conn, values)
         return None if row is None else rows.relay_job(row)
 
     def retry_relay(self, seq: int, next_try_at: datetime, detail: str) -> None:
