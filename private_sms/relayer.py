@@ -94,12 +94,15 @@ class Relayer:
         with self._changed:
             self._reserved -= 1
             self._handed.append(relay)
-            self._changed.notify()
+            # One waiting worker for the text; one more for a wake the kept one could not take.
+            self._changed.notify(2 if self._queued or self._look else 1)
 
     def release(self) -> None:
         """Free the kept worker: no text was held for it."""
         with self._changed:
             self._reserved -= 1
+            if self._queued or self._look:
+                self._changed.notify()
 
     def running(self) -> bool:
         """False once the workers stop: a worker takes no text after the one it settles."""
@@ -156,6 +159,12 @@ class Relayer:
             # A thread that died here would relay no more: say why, and go on.
             log.exception("A relay worker failed; it tries again.")
 
+    def _free(self) -> bool:
+        """Whether a waiting worker may leave for texts not handed to it: one kept for a text
+        about to be queued stays, or the store's hold on that text could run out before a
+        worker came to it, and another relay would send it too."""
+        return self._idle > self._reserved
+
     def _wake_to_look(self) -> None:
         with self._changed:
             if self._look < self._workers:
@@ -173,7 +182,9 @@ class Relayer:
                 self._idle -= 1
 
     def _wait_idle(self) -> bool:
-        while not (self._handed or self._queued or self._look or self._stopped):
+        while not (
+            self._handed or self._stopped or (self._free() and (self._queued or self._look))
+        ):
             if self._polling:
                 self._changed.wait()
                 continue
@@ -183,10 +194,12 @@ class Relayer:
             finally:
                 self._polling = False
             if not woken:
-                return True
+                if self._free():
+                    return True
+                continue  # kept for a text: it looks once it is free
             # Another waiting worker looks from now on.
             self._changed.notify()
-        if self._handed:
+        if self._handed or self._stopped:
             return False
         if self._queued:
             self._queued -= 1
