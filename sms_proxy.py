@@ -609,6 +609,16 @@ class SmsProxy:
         """Send a text this relay holds, and settle it; return the next text due, taken as
         this one was settled."""
         now = self.clock()
+        time_left = job.held_until - now - CLAIM_MARGIN - self.sender.longest_send
+        if time_left < timedelta(0):
+            # Its hold could end before the send did, and another relay send it too (one
+            # may have already): it is the queue's again, taken once the hold ends.
+            log.warning(
+                "Text %s in chat %s waited too long for its relay: it is left to another",
+                job.inbound_message_id,
+                job.chat_id,
+            )
+            return None
         if now - job.received_at > self.relay_max_age:
             detail = f"not sent within RELAY_MAX_AGE ({self.relay_max_age}); given up"
             log.error("Text %s in chat %s: %s", job.inbound_message_id, job.chat_id, detail)
@@ -617,7 +627,7 @@ class SmsProxy:
             return following
         try:
             # Never past the hold on the text: another relay would take it too.
-            self._wait_for_turn(job.held_until - now - CLAIM_MARGIN - self.sender.longest_send)
+            self._wait_for_turn(time_left)
             message_ids = self._send(job.number, job.recipient, job.text, RELAY)
         except SendFailed as error:
             return self._relay_failed(job, error)

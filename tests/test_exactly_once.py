@@ -142,6 +142,38 @@ def test_a_text_whose_relay_died_is_sent_by_another_after_its_lease(
     assert entry["outcome"] == "sent"
 
 
+class LateRelays(Relays):
+    """A process's relays that keep a worker for each text, and come to it later: a worker
+    busy with other texts under load."""
+
+    def __init__(self) -> None:
+        self.handed = []
+
+    def reserve(self) -> bool:
+        return True
+
+    def hand(self, relay) -> None:
+        self.handed.append(relay)
+
+
+def test_a_text_handed_to_a_relay_that_comes_to_it_after_its_hold_is_sent_once(
+    app, clock, client, chat, sms_api
+):
+    proxy = app.extensions["sms_proxy"]
+    proxy.relays = relays = LateRelays()
+    assert client.post(WEBHOOK, data=fields()).status_code == 204
+    # The hold ran out: another relay took the text and sends it.
+    clock.now += proxy.claim_lease
+    taken = proxy.store.next_relay(clock.now, proxy.claim_lease)
+    assert taken is not None
+    # The relay it was handed to comes to it at last, and leaves it to the one that took it.
+    (late,) = relays.handed
+    late()
+    assert sms_api.sent == []
+    (entry,) = client.get(f"/chats/{chat['id']}/messages").json["messages"]
+    assert entry["outcome"] == "sending"
+
+
 def test_what_was_relayed_is_remembered_for_longer_than_vonage_delivers_again(
     app, clock, client, chat, sms_api
 ):
