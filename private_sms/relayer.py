@@ -83,7 +83,7 @@ class Relayer:
     def reserve(self) -> bool:
         """Keep a waiting worker for the text about to be queued; False when none is free."""
         with self._changed:
-            if self._stopped or self._idle <= self._reserved:
+            if self._stopped or not self._free():
                 return False
             self._reserved += 1
             return True
@@ -160,10 +160,11 @@ class Relayer:
             log.exception("A relay worker failed; it tries again.")
 
     def _free(self) -> bool:
-        """Whether a waiting worker may leave for texts not handed to it: one kept for a text
-        about to be queued stays, or the store's hold on that text could run out before a
-        worker came to it, and another relay would send it too."""
-        return self._idle > self._reserved
+        """Whether a waiting worker is neither kept for a text about to be queued nor about to
+        wake to one handed over: only such a worker may be kept, or leave for texts not handed
+        to it. A text held for a worker that did not come would wait for some worker's whole
+        chain of texts, past the store's hold on it."""
+        return self._idle > self._reserved + len(self._handed)
 
     def _wake_to_look(self) -> None:
         with self._changed:
