@@ -99,8 +99,8 @@ def service(database_url: str, host: str, ca_file: str, log_file: Path, **settin
             try:
                 if requests.get(f"http://127.0.0.1:{port}/", timeout=2).ok:
                     break
-            except requests.ConnectionError:
-                pass
+            except (requests.ConnectionError, requests.Timeout):
+                pass  # not listening yet, or slow to answer on a busy machine: wait on
             if process.poll() is not None or time.monotonic() > deadline:
                 sys.exit(f"the service did not start:\n{log_file.read_text()}")
             time.sleep(0.1)
