@@ -16,7 +16,6 @@ of the server.
 from collections.abc import Mapping
 from typing import Any
 
-import psycopg
 from sqlalchemy import Connection, Select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
@@ -28,6 +27,8 @@ class DirectStatement:
     def __init__(self, statement: Select, dialect: Dialect) -> None:
         compiled = statement.compile(dialect=dialect)
         self.sql = compiled.string
+        # psycopg's base error, imported by the dialect (only a PostgreSQL store imports it).
+        self._error = dialect.loaded_dbapi.Error
         binds = compiled.binds.values()
         given = {bind.key for bind in binds if bind.required}
         # The values the statement holds itself (its constants), by the names it gives them.
@@ -53,7 +54,7 @@ class DirectStatement:
             with conn.connection.driver_connection.cursor() as cursor:
                 cursor.execute(self.sql, params)
                 row = cursor.fetchone()
-        except psycopg.Error as error:
+        except self._error as error:
             raise self._failed(conn, error, params) from error
         if row is None:
             return None
@@ -62,7 +63,7 @@ class DirectStatement:
             for (name, process), value in zip(self._columns, row, strict=True)
         }
 
-    def _failed(self, conn: Connection, error: psycopg.Error, params: dict) -> DBAPIError:
+    def _failed(self, conn: Connection, error: Exception, params: dict) -> DBAPIError:
         broken = conn.dialect.is_disconnect(error, conn.connection.driver_connection, None)
         if broken:
             # The server dropped its connections (a restart): replace all the pooled ones now,
@@ -70,5 +71,5 @@ class DirectStatement:
             conn.invalidate(error)
             conn.engine.dispose()
         return DBAPIError.instance(
-            self.sql, params, error, psycopg.Error, connection_invalidated=broken
+            self.sql, params, error, self._error, connection_invalidated=broken
         )
