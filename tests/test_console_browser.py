@@ -3,13 +3,17 @@ a chat, text from both simulated phones, a long text in parts, end with the noti
 CSRF, no page without the cookie, the keyboard, no script, phone width."""
 
 import re
+import socket
+import struct
+import threading
+import time
 
 import pytest
 import requests
 from playwright.sync_api import Page, expect, sync_playwright
 
 from docs.screenshots import take_with
-from tests.browser import NO_CHROMIUM, chat_id_of, chromium_path, serve
+from tests.browser import NO_CHROMIUM, chat_id_of, chromium_path, serve, serve_wsgi
 from tests.service import PROJECT
 from tests.support import ADMIN_TOKEN, ALICE, BOB
 
@@ -291,3 +295,34 @@ def test_the_readmes_screenshots_can_be_taken_again(browser, tmp_path):
     for file in files:
         assert file.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
         assert (PROJECT / "docs" / "images" / file.name).exists()
+
+
+def test_the_browser_tests_server_closes_a_response_whose_browser_went_away_after_it():
+    # A browser that drops a connection (a page left while its CSS comes) resets it. When the
+    # reset comes after the response was written, Werkzeug's server sees it while draining the
+    # request, and leaves the response unclosed: a static file's open file then fails the test
+    # that was running, as an unraisable ResourceWarning.
+    written, gone, closed = threading.Event(), threading.Event(), threading.Event()
+
+    class Body:
+        def __iter__(self):
+            yield b"body"
+            written.set()
+            gone.wait(10)
+
+        def close(self):
+            closed.set()
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Length", "4")])
+        return Body()
+
+    with serve_wsgi(app) as url:
+        browser = socket.create_connection(url.removeprefix("http://").split(":"), timeout=10)
+        browser.sendall(b"GET /console/static/console.css HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert written.wait(10)
+        browser.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        browser.close()  # a reset, not an orderly close
+        time.sleep(0.05)
+        gone.set()
+        assert closed.wait(5), "the response was never closed"
