@@ -126,6 +126,25 @@ def test_a_permanent_failure_is_logged_once_and_not_tried_again(client, chat, sm
     assert [m["outcome"] for m in log] == ["failed"]
 
 
+def test_a_text_still_unsent_after_relay_max_age_is_given_up_and_its_chats_next_text_goes(
+    app, clock, client, chat, sms_api
+):
+    # Vonage delivers a webhook again for 24 h: a text not sent within RELAY_MAX_AGE (24 h by
+    # default) is given up, saying why, and its chat's later text, waiting behind it, goes.
+    sms_api.then(500, 500)
+    assert client.post(WEBHOOK, data=fields("Running late")).status_code == 204
+    clock.advance(24 * 3600 - 60)
+    later = fields("I'm here", "0A0000000000000002")
+    assert client.post(WEBHOOK, data=later).status_code == 204
+    assert [text for _, _, text, _ in sms_api.texts()] == ["Running late", "Running late"]
+    clock.advance(61)
+    app.extensions["sms_proxy"].relay_due()
+    assert [text for _, _, text, _ in sms_api.texts()][2:] == ["I'm here"]
+    first, second = client.get(f"/chats/{chat['id']}/messages").json["messages"]
+    assert (first["outcome"], second["outcome"]) == ("given_up", "sent")
+    assert "not sent within RELAY_MAX_AGE (1 day, 0:00:00); given up" in first["detail"]
+
+
 def test_a_text_whose_relay_died_is_sent_by_another_after_its_lease(
     app, clock, client, chat, sms_api
 ):
