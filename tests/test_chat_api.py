@@ -4,7 +4,17 @@ import threading
 import pytest
 import requests
 
-from tests.support import ALICE, BOB, CAROL, INBOUND_SMS, VIRTUAL, vonage_time
+from app import create_app
+from tests.support import (
+    ADMIN_HEADERS,
+    ALICE,
+    BOB,
+    CAROL,
+    INBOUND_SMS,
+    VIRTUAL,
+    Clock,
+    vonage_time,
+)
 
 INTRO_TO_ALICE = (VIRTUAL, ALICE, "Reply to this SMS to talk to UserB", "text")
 INTRO_TO_BOB = (VIRTUAL, BOB, "Reply to this SMS to talk to UserA", "text")
@@ -262,3 +272,26 @@ def test_an_oversized_body_gets_a_413(client, sms_api):
     answer = client.post("/chat", data={"userANumber": "1" * 100_000, "userBNumber": BOB})
     assert answer.status_code == 413
     assert answer.json["error"] == "request_entity_too_large"
+
+
+def test_intros_wait_their_turn_under_send_rate_and_past_its_bound_are_a_503_to_try_again(
+    config, sms_api
+):
+    # SEND_RATE=1 (Vonage's sandbox): an intro waits its turn, a second after the last send's,
+    # for at most 5 s. Here no turn comes while the requests wait (the clock stands still),
+    # so the turns of six intros are taken, and the seventh's is past the bound.
+    app = create_app({**config, "SEND_RATE": "1"})
+    proxy = app.extensions["sms_proxy"]
+    proxy.clock, proxy.sleep = Clock(), lambda seconds: None
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = ADMIN_HEADERS["Authorization"]
+    pairs = [{"userANumber": f"44770090010{n}", "userBNumber": f"44770090020{n}"} for n in range(4)]
+    answers = [client.post("/chat", json=pair) for pair in pairs]
+    assert [a.status_code for a in answers] == [201, 201, 201, 503]
+    refused = answers[-1]
+    assert refused.headers["Retry-After"] == "5"
+    assert refused.json["error"] == "send_failed"
+    assert "waiting for their turn to be sent (SEND_RATE)" in refused.json["message"]
+    assert len(sms_api.sent) == 6  # nothing of the fourth chat went, and it was not kept
+    assert len(client.get("/chats").json["chats"]) == 3
+    app.extensions["sms_proxy"].store.close()
