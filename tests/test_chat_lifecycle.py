@@ -11,8 +11,9 @@ import pytest
 
 from app import create_app
 from private_sms.errors import StoreUnavailable
+from private_sms.senders.vonage import THROTTLE_BACKOFF
 from private_sms.stores.sql import SqlChatStore
-from sms_proxy import END_TEXT, SEND_LATE
+from sms_proxy import END_TEXT, SEND_LATE, THROTTLE_PAUSE
 from tests.support import ADMIN_TOKEN, ALICE, BOB, CAROL, DAVE, POOL, SQL_STORES, T0
 
 WEBHOOK = "/webhooks/inbound-sms"
@@ -363,6 +364,31 @@ def test_a_turn_taken_late_is_not_used_so_no_second_has_more_sends_than_send_rat
     assert len(started) == 30
     gaps = [(b - a).total_seconds() for a, b in zip(started, started[1:], strict=False)]
     assert min(gaps) >= 0.1 - SEND_LATE.total_seconds()
+
+
+def test_a_throttled_send_pauses_every_send_of_the_service_not_only_its_own(
+    app, clock, client, sms_api
+):
+    # Vonage answered "throttled" (status 1): the account sends too fast. Every send of the
+    # service waits a moment (THROTTLE_PAUSE, kept in the store every process shares), so
+    # another chat's text waits too, not only the throttled one.
+    proxy = app.extensions["sms_proxy"]
+    first, second = start(client, ALICE, BOB), start(client, CAROL, DAVE)
+    proxy.send_interval = timedelta(seconds=1 / 30)  # SEND_RATE=30
+    naps = []
+
+    def sleep(seconds):
+        naps.append(seconds)
+        clock.now += timedelta(seconds=seconds)
+
+    proxy.sleep = sleep
+    sms_api.then(*["send-throttled"] * (len(THROTTLE_BACKOFF) + 1))
+    assert text(client, ALICE, first["virtualNumber"], "slow down").status_code == 204
+    sent = len(sms_api.sent)
+    assert naps == []  # nothing had to wait before Vonage's answer
+    assert text(client, CAROL, second["virtualNumber"], "meanwhile").status_code == 204
+    assert sms_api.texts()[sent][2] == "meanwhile"
+    assert naps[0] == pytest.approx(THROTTLE_PAUSE.total_seconds(), abs=0.05)
 
 
 @pytest.mark.parametrize("send_rate", ["30", "1"])
