@@ -391,6 +391,26 @@ def test_a_throttled_send_pauses_every_send_of_the_service_not_only_its_own(
     assert naps[0] == pytest.approx(THROTTLE_PAUSE.total_seconds(), abs=0.05)
 
 
+def test_a_throttled_intro_pauses_every_send_of_the_service_too(app, clock, client, sms_api):
+    proxy = app.extensions["sms_proxy"]
+    chat = start(client, ALICE, BOB)
+    proxy.send_interval = timedelta(seconds=1 / 30)  # SEND_RATE=30
+    naps = []
+
+    def sleep(seconds):
+        naps.append(seconds)
+        clock.now += timedelta(seconds=seconds)
+
+    proxy.sleep = sleep
+    sms_api.then(*["send-throttled"] * (len(THROTTLE_BACKOFF) + 1))
+    refused = client.post("/chat", json={"userANumber": CAROL, "userBNumber": DAVE})
+    assert refused.status_code == 503
+    assert naps == []
+    assert text(client, ALICE, chat["virtualNumber"], "meanwhile").status_code == 204
+    assert sms_api.texts()[-1][2] == "meanwhile"
+    assert naps[0] == pytest.approx(THROTTLE_PAUSE.total_seconds(), abs=0.05)
+
+
 @pytest.mark.parametrize("send_rate", ["30", "1"])
 def test_a_dry_run_at_a_send_rate_relays_a_reply_that_came_just_after_the_intros(send_rate):
     # The dry run's sends take no time, and a relay used to wait for its turn only as long as
