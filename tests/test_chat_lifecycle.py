@@ -366,15 +366,10 @@ def test_a_turn_taken_late_is_not_used_so_no_second_has_more_sends_than_send_rat
     assert min(gaps) >= 0.1 - SEND_LATE.total_seconds()
 
 
-def test_a_throttled_send_pauses_every_send_of_the_service_not_only_its_own(
-    app, clock, client, sms_api
-):
-    # Vonage answered "throttled" (status 1): the account sends too fast. Every send of the
-    # service waits a moment (THROTTLE_PAUSE, kept in the store every process shares), so
-    # another chat's text waits too, not only the throttled one.
-    proxy = app.extensions["sms_proxy"]
-    first, second = start(client, ALICE, BOB), start(client, CAROL, DAVE)
-    proxy.send_interval = timedelta(seconds=1 / 30)  # SEND_RATE=30
+def paced_at_30_a_second(proxy, clock) -> list[float]:
+    """Pace `proxy`'s sends at 30 a second (SEND_RATE=30) on `clock`, whose waits pass at
+    once; return the list of the waits, as they come."""
+    proxy.send_interval = timedelta(seconds=1 / 30)
     naps = []
 
     def sleep(seconds):
@@ -382,6 +377,17 @@ def test_a_throttled_send_pauses_every_send_of_the_service_not_only_its_own(
         clock.now += timedelta(seconds=seconds)
 
     proxy.sleep = sleep
+    return naps
+
+
+def test_a_throttled_send_pauses_every_send_of_the_service_not_only_its_own(
+    app, clock, client, sms_api
+):
+    # Vonage answered "throttled" (status 1): the account sends too fast. Every send of the
+    # service waits a moment (THROTTLE_PAUSE, kept in the store every process shares), so
+    # another chat's text waits too, not only the throttled one.
+    first, second = start(client, ALICE, BOB), start(client, CAROL, DAVE)
+    naps = paced_at_30_a_second(app.extensions["sms_proxy"], clock)
     sms_api.then(*["send-throttled"] * (len(THROTTLE_BACKOFF) + 1))
     assert text(client, ALICE, first["virtualNumber"], "slow down").status_code == 204
     sent = len(sms_api.sent)
@@ -392,16 +398,8 @@ def test_a_throttled_send_pauses_every_send_of_the_service_not_only_its_own(
 
 
 def test_a_throttled_intro_pauses_every_send_of_the_service_too(app, clock, client, sms_api):
-    proxy = app.extensions["sms_proxy"]
     chat = start(client, ALICE, BOB)
-    proxy.send_interval = timedelta(seconds=1 / 30)  # SEND_RATE=30
-    naps = []
-
-    def sleep(seconds):
-        naps.append(seconds)
-        clock.now += timedelta(seconds=seconds)
-
-    proxy.sleep = sleep
+    naps = paced_at_30_a_second(app.extensions["sms_proxy"], clock)
     sms_api.then(*["send-throttled"] * (len(THROTTLE_BACKOFF) + 1))
     refused = client.post("/chat", json={"userANumber": CAROL, "userBNumber": DAVE})
     assert refused.status_code == 503
