@@ -710,10 +710,20 @@ class SmsProxy:
             return self.sender.send(number, recipient, text)
         except SendFailed as error:
             if error.throttled:
-                self.store.delay_sends(self.clock() + THROTTLE_PAUSE)
+                self._pause_sends()
             raise
         finally:
             self.observer.sent_in(kind, time.perf_counter() - started)
+
+    def _pause_sends(self) -> None:
+        """Keep every send of the service back for THROTTLE_PAUSE. A store that fails now
+        leaves the pause out: the send's own failure is what its caller must handle."""
+        try:
+            self.store.delay_sends(self.clock() + THROTTLE_PAUSE)
+        except StoreUnavailable:
+            log.warning(
+                "Vonage throttled a send, and the store could not pause the service's sends"
+            )
 
     def _wait_for_turn(self, bound: timedelta) -> None:
         """Wait for this send's turn under SEND_RATE, shared by every process of the service;

@@ -409,6 +409,22 @@ def test_a_throttled_intro_pauses_every_send_of_the_service_too(app, clock, clie
     assert naps[0] == pytest.approx(THROTTLE_PAUSE.total_seconds(), abs=0.05)
 
 
+def test_a_throttled_intro_whose_pause_cannot_be_kept_still_keeps_no_chat(
+    app, client, sms_api, caplog
+):
+    # The pause is kept in the store. If the store fails just then, the intro's failure is
+    # still the answer, and the chat is forgotten as for any refused intro.
+    def store_down(until):
+        raise StoreUnavailable("The chat store (the database) cannot be reached right now.")
+
+    app.extensions["sms_proxy"].store.delay_sends = store_down
+    sms_api.then(*["send-throttled"] * (len(THROTTLE_BACKOFF) + 1))
+    refused = client.post("/chat", json={"userANumber": CAROL, "userBNumber": DAVE})
+    assert (refused.status_code, refused.json["error"]) == (503, "send_failed")
+    assert "could not pause the service's sends" in caplog.text
+    assert start(client, CAROL, DAVE)["status"] == "active"  # no chat was left behind
+
+
 @pytest.mark.parametrize("send_rate", ["30", "1"])
 def test_a_dry_run_at_a_send_rate_relays_a_reply_that_came_just_after_the_intros(send_rate):
     # The dry run's sends take no time, and a relay used to wait for its turn only as long as
